@@ -1,0 +1,123 @@
+"""RFC 9457 problem+json for every error the API returns."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://finrec.dev/problems/"
+
+
+class ProblemError(Exception):
+    """Raise from a service to answer with a typed problem (``type`` is a stable slug)."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.detail = detail
+        self.title = title or HTTPStatus(status).phrase
+        self.headers = headers
+        self.extra = extra
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _slug_for(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "-").replace("'", "")
+    except ValueError:
+        return "error"
+
+
+async def _problem_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(
+        exc.status,
+        exc.slug,
+        exc.detail,
+        instance=request.url.path,
+        title=exc.title,
+        headers=exc.headers,
+        **exc.extra,
+    )
+
+
+async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    return problem_response(
+        exc.status_code,
+        _slug_for(exc.status_code),
+        detail,
+        instance=request.url.path,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "field": ".".join(str(part) for part in err.get("loc", ()) if part != "body") or "body",
+            "location": str(err.get("loc", ("body",))[0]),
+            "message": err.get("msg", "invalid"),
+        }
+        for err in exc.errors()
+    ]
+    fields = ", ".join(sorted({e["field"] for e in errors}))
+    return problem_response(
+        422,
+        "validation-error",
+        f"invalid request: {fields}",
+        instance=request.url.path,
+        errors=errors,
+    )
+
+
+async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(
+        500, "internal-error", "an internal error occurred", instance=request.url.path
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _problem_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(Exception, _unhandled_handler)

@@ -1,0 +1,22 @@
+"""The ``finrec`` command line: one Typer app; each command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from app.cli import db, serve
+
+cli = typer.Typer(
+    name="finrec",
+    help="Recommendation microservice for retail-bank financial products.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+db.register(cli)
+serve.register(cli)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

@@ -1,0 +1,160 @@
+"""The bank data model: customers, products, interactions, holdings and the model registry."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, BigIntPK, JSONType, UTCDateTime, utcnow
+
+RISK_CLASSES = ("C1", "C2", "C3", "C4", "C5")
+RISK_LEVELS = ("R1", "R2", "R3", "R4", "R5")
+PRODUCT_STATUSES = ("draft", "active", "suspended", "retired")
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (
+        CheckConstraint(
+            "risk_class IS NULL OR risk_class IN ('C1','C2','C3','C4','C5')", name="risk_class"
+        ),
+        CheckConstraint("age IS NULL OR (age >= 0 AND age <= 130)", name="age_range"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), unique=True)
+    segment: Mapped[str | None] = mapped_column(String(64))
+    age: Mapped[int | None]
+    income_band: Mapped[str | None] = mapped_column(String(32))
+    risk_class: Mapped[str | None] = mapped_column(String(2))
+    risk_assessed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    channel: Mapped[str | None] = mapped_column(String(32))
+    consent_personalization: Mapped[bool] = mapped_column(Boolean, default=True)
+    features: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Product(Base):
+    __tablename__ = "products"
+    __table_args__ = (
+        CheckConstraint("risk_level IN ('R1','R2','R3','R4','R5')", name="risk_level"),
+        CheckConstraint("status IN ('draft','active','suspended','retired')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    product_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(64), index=True)
+    risk_level: Mapped[str] = mapped_column(String(2))
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    launch_date: Mapped[date | None] = mapped_column(Date)
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    features: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Interaction(Base):
+    """One event in the interaction log; ``event_id`` makes every load idempotent."""
+
+    __tablename__ = "interactions"
+    __table_args__ = (
+        Index("ix_interactions_customer_time", "customer_pk", "occurred_at"),
+        Index("ix_interactions_occurred_at", "occurred_at"),
+        Index("ix_interactions_recommendation_id", "recommendation_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(128), unique=True)
+    customer_pk: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    product_pk: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(32))
+    value: Mapped[float | None] = mapped_column(Float)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    channel: Mapped[str | None] = mapped_column(String(32))
+    recommendation_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class Holding(Base):
+    """What a customer holds now: derived from holding events, or imported directly."""
+
+    __tablename__ = "holdings"
+
+    customer_pk: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    )
+    product_pk: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), primary_key=True
+    )
+    source: Mapped[str] = mapped_column(String(16), default="event")
+    since: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ImportRun(Base):
+    """An audit row per import: what file, how many rows loaded, skipped and rejected."""
+
+    __tablename__ = "import_runs"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(Text)
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    rows_read: Mapped[int] = mapped_column(default=0)
+    rows_written: Mapped[int] = mapped_column(default=0)
+    rows_unchanged: Mapped[int] = mapped_column(default=0)
+    rows_rejected: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+
+
+class ModelVersion(Base):
+    """A trained artifact registered for serving."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        CheckConstraint("status IN ('registered','active','retired','failed')", name="status"),
+    )
+
+    version: Mapped[str] = mapped_column(String(96), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(32), index=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    trained_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    data_window_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    data_window_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    data_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    artifact_path: Mapped[str] = mapped_column(Text)
+    artifact_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="registered")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class StrategyActivation(Base):
+    """Which model version serves a strategy now, and what served before (for rollback)."""
+
+    __tablename__ = "strategy_activations"
+    __table_args__ = (UniqueConstraint("strategy", name="uq_strategy_activations_strategy"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(32))
+    version: Mapped[str] = mapped_column(ForeignKey("model_versions.version"))
+    previous_version: Mapped[str | None] = mapped_column(String(96))
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    activated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    activated_by: Mapped[str | None] = mapped_column(String(64))

@@ -1,0 +1,70 @@
+"""The one settings class: every knob is an environment variable prefixed ``FINREC_``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "click": 2.0,
+    "apply": 4.0,
+    "purchase": 8.0,
+    "hold": 8.0,
+}
+
+
+class Settings(BaseSettings):
+    """Runtime configuration, read once at start-up and passed explicitly (never a global)."""
+
+    model_config = SettingsConfigDict(env_prefix="FINREC_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite:///./var/finrec.db"
+    artifact_dir: Path = Path("./var/artifacts")
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    # Data semantics
+    event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
+    takeup_event_types: list[str] = Field(default_factory=lambda: ["apply", "purchase", "hold"])
+    holding_event_types: list[str] = Field(default_factory=lambda: ["purchase", "hold"])
+    risk_assessment_validity_months: int = Field(default=24, ge=1, le=240)
+    max_future_skew_seconds: int = Field(default=300, ge=0)
+
+    # Import
+    import_chunk_rows: int = Field(default=200_000, ge=1_000)
+
+    # API
+    default_k: int = Field(default=10, ge=1, le=50)
+    max_body_bytes: int = Field(default=1_048_576, ge=1_024)
+    docs_enabled: bool = True
+    secret_key: str = "development-only-secret"
+
+    @field_validator("event_weights")
+    @classmethod
+    def _weights_positive(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("at least one event type is required")
+        bad = [name for name, weight in value.items() if weight < 0]
+        if bad:
+            raise ValueError(f"event weights must be non-negative: {', '.join(bad)}")
+        return value
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_in_production(self) -> Settings:
+        if self.environment == "production" and self.secret_key == "development-only-secret":
+            raise ValueError("FINREC_SECRET_KEY must be set to a real secret in production")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def get_settings() -> Settings:
+    """Build settings from the environment (a fresh object each call; callers keep their own)."""
+    return Settings()
