@@ -44,6 +44,19 @@ class Settings(BaseSettings):
     docs_enabled: bool = True
     secret_key: str = "development-only-secret"
 
+    # Serving (recommendations)
+    default_strategy: str = "fusion"
+    category_cap: int | None = Field(default=3, ge=1)
+    placements_showing_held: list[str] = Field(default_factory=list)
+    admin_header_enabled: bool = True  # X-Finrec-Admin: 1 allows overrides; never in production
+    profile_cache_size: int = Field(default=100_000, ge=0)
+    profile_cache_ttl_seconds: float = Field(default=300.0, ge=0)
+    catalog_refresh_seconds: float = Field(default=60.0, ge=1)
+    model_refresh_seconds: float = Field(default=30.0, ge=1)
+    exposure_buffer_size: int = Field(default=50_000, ge=1)
+    exposure_flush_seconds: float = Field(default=1.0, gt=0)
+    exposure_batch_rows: int = Field(default=1_000, ge=1)
+
     @field_validator("event_weights")
     @classmethod
     def _weights_positive(cls, value: dict[str, float]) -> dict[str, float]:
@@ -63,6 +76,11 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def admin_header_allowed(self) -> bool:
+        """Whether ``X-Finrec-Admin: 1`` unlocks admin-only options (never in production)."""
+        return self.admin_header_enabled and self.environment != "production"
 
 
 def get_settings() -> Settings:
