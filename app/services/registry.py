@@ -44,7 +44,7 @@ _ALGORITHM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
 def manifest_sha256(artifact_dir: Path) -> str:
-    """The artifact's hash: sha256 over ``manifest.json``, which itself lists every file's sha256."""
+    """The artifact hash: sha256 over ``manifest.json`` (which lists every file's sha256)."""
     path = Path(artifact_dir) / MANIFEST_NAME
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -211,8 +211,12 @@ def activate(
     now = datetime.now(UTC)
     if current is None:
         current = StrategyActivation(
-            strategy=strategy, version=version, previous_version=None, pinned=False,
-            activated_at=now, activated_by=actor,
+            strategy=strategy,
+            version=version,
+            previous_version=None,
+            pinned=False,
+            activated_at=now,
+            activated_by=actor,
         )
         session.add(current)
         _refresh_status(session, version)
