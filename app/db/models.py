@@ -158,3 +158,49 @@ class StrategyActivation(Base):
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     activated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     activated_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class Exposure(Base):
+    """A decision record: what one recommendation response showed, and why (written buffered)."""
+
+    __tablename__ = "exposures"
+    __table_args__ = (
+        Index("ix_exposures_customer_time", "customer_id", "served_at"),
+        Index("ix_exposures_served_at", "served_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    # External ids, no foreign keys: the log must accept rows even for a customer deleted since.
+    recommendation_id: Mapped[str] = mapped_column(String(64), unique=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    strategy: Mapped[str] = mapped_column(String(32))
+    model_version: Mapped[str | None] = mapped_column(String(96))
+    served_from: Mapped[str] = mapped_column(String(16))
+    degraded: Mapped[bool] = mapped_column(Boolean, default=False)
+    channel: Mapped[str | None] = mapped_column(String(32))
+    placement: Mapped[str | None] = mapped_column(String(64))
+    experiment: Mapped[str | None] = mapped_column(String(64))
+    variant: Mapped[str | None] = mapped_column(String(64))
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    served_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Campaign(Base):
+    """An admin-configured boost or pin of one product; served items it touches are promotions."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        CheckConstraint("boost >= 0", name="boost_non_negative"),
+        CheckConstraint("pin_rank IS NULL OR pin_rank >= 1", name="pin_rank_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    product_id: Mapped[str] = mapped_column(String(64), index=True)
+    placement: Mapped[str | None] = mapped_column(String(64))  # None = every placement
+    boost: Mapped[float] = mapped_column(Float, default=0.0)
+    pin_rank: Mapped[int | None]
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
