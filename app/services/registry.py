@@ -16,8 +16,6 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -37,33 +35,19 @@ from app.services.errors import (
     VersionNotFound,
     VersionNotServable,
 )
+from recommenders.artifacts import verify_artifact
+from recommenders.errors import ArtifactError
 
-MANIFEST_NAME = "manifest.json"
 SERVABLE_STATUSES = ("registered", "active")
 _ALGORITHM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
-def manifest_sha256(artifact_dir: Path) -> str:
-    """The artifact hash: sha256 over ``manifest.json`` (which lists every file's sha256)."""
-    path = Path(artifact_dir) / MANIFEST_NAME
+def verified_manifest(artifact_dir: Path) -> dict[str, Any]:
+    """The manifest of an artifact whose files all match their recorded sha256."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError as exc:
-        raise InvalidArtifact(f"cannot read {path}: {exc.strerror or exc}") from exc
-
-
-def read_manifest(artifact_dir: Path) -> dict[str, Any]:
-    """The parsed manifest of an artifact directory (a clear error when it is not one)."""
-    path = Path(artifact_dir) / MANIFEST_NAME
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InvalidArtifact(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise InvalidArtifact(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("algorithm"), str):
-        raise InvalidArtifact(f"{path} does not name an algorithm; not a finrec artifact")
-    return manifest
+        return verify_artifact(artifact_dir)
+    except ArtifactError as exc:
+        raise InvalidArtifact(str(exc)) from exc
 
 
 def make_version_id(algorithm: str, trained_at: datetime, sha256: str) -> str:
@@ -85,10 +69,8 @@ def _parse_time(value: Any) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _window(manifest: Mapping[str, Any]) -> tuple[datetime | None, datetime | None]:
-    window = manifest.get("window") or manifest.get("data_window")
-    if isinstance(window, Mapping):
-        return _parse_time(window.get("start")), _parse_time(window.get("end"))
+def _window(data: Mapping[str, Any]) -> tuple[datetime | None, datetime | None]:
+    window = data.get("window")
     if isinstance(window, list | tuple) and len(window) == 2:
         return _parse_time(window[0]), _parse_time(window[1])
     return None, None
@@ -104,26 +86,25 @@ def register_artifact(
 ) -> ModelVersion:
     """Record an artifact directory as a new model version (status ``registered``).
 
-    Algorithm, params, data fingerprint, window and metrics come from the manifest; ``metrics``
-    given here are merged over the manifest's. The version id is derived from the algorithm,
-    ``trained_at`` (default: the manifest's, else now) and the manifest hash unless given.
+    Every file is checked against the manifest first. Algorithm, params, data fingerprint,
+    window and metrics come from the manifest; ``metrics`` given here are merged over the
+    manifest's. The artifact hash is the manifest's ``content_sha256`` (a hash over the manifest,
+    which lists every file's sha256). The version id is derived from the algorithm,
+    ``trained_at`` (default: the manifest's ``created_at``) and that hash unless given.
     """
     artifact_dir = Path(artifact_dir).resolve()
-    manifest = read_manifest(artifact_dir)
-    sha = manifest_sha256(artifact_dir)
-    algorithm = str(manifest["algorithm"])
+    manifest = verified_manifest(artifact_dir)
+    sha = str(manifest["content_sha256"])
+    algorithm = str(manifest.get("algorithm"))
     if not _ALGORITHM_NAME.match(algorithm):
         raise InvalidArtifact(f"manifest names an invalid algorithm: {algorithm!r}")
-    when = (
-        trained_at
-        or _parse_time(manifest.get("trained_at") or manifest.get("created_at"))
-        or datetime.now(UTC)
-    )
+    when = trained_at or _parse_time(manifest.get("created_at")) or datetime.now(UTC)
     version = version or make_version_id(algorithm, when, sha)
     if session.get(ModelVersion, version) is not None:
         raise VersionExists(f"model version {version} is already registered")
-    start, end = _window(manifest)
-    fingerprint = manifest.get("data_fingerprint") or manifest.get("fingerprint")
+    data = manifest.get("data") or {}
+    start, end = _window(data)
+    fingerprint = data.get("fingerprint")
     merged_metrics = {**dict(manifest.get("metrics") or {}), **dict(metrics or {})}
     row = ModelVersion(
         version=version,
