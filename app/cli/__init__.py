@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import db, serve
+from app.cli import db, openapi, serve
 
 cli = typer.Typer(
     name="finrec",
@@ -14,6 +14,7 @@ cli = typer.Typer(
 )
 
 db.register(cli)
+openapi.register(cli)
 serve.register(cli)
 
 
