@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from app.cli import db, openapi, serve
+from app.cli import models as models_cli
+from app.cli import train as train_cli
 
 cli = typer.Typer(
     name="finrec",
@@ -16,6 +18,8 @@ cli = typer.Typer(
 db.register(cli)
 openapi.register(cli)
 serve.register(cli)
+train_cli.register(cli)
+models_cli.register(cli)
 
 
 def main() -> None:
