@@ -1,0 +1,275 @@
+"""One import from file to database: inspect, validate chunk by chunk, write, commit or refuse."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine
+
+from app.jobs.importer import readers, writers
+from app.jobs.importer.contract import CONTRACTS, ImportKind
+from app.jobs.importer.errors import InvalidRowsError, SourceError
+from app.jobs.importer.report import ImportResult, RejectSink
+from app.jobs.importer.rules import RuleContext, check
+from app.settings import Settings
+
+# SQLite page cache for the import connection: big enough that index inserts stay in memory,
+# fixed so that memory does not grow with the file.
+_SQLITE_IMPORT_CACHE_KIB = 256 * 1024
+
+
+@dataclass
+class ImportOptions:
+    """How to treat bad rows and where to report them."""
+
+    skip_invalid: bool = False
+    rejects_path: Path | None = None
+    progress: Callable[[int], None] | None = None  # called with rows read so far
+    report_rows: int = 20
+
+
+def default_rejects_path(source: Path) -> Path:
+    """``data/events.csv`` -> ``data/events.rejects.csv``."""
+    return source.with_name(f"{source.stem}.rejects.csv")
+
+
+def run_import(
+    engine: Engine,
+    settings: Settings,
+    kind: ImportKind,
+    path: Path,
+    options: ImportOptions | None = None,
+) -> ImportResult:
+    """Import one file of ``kind``; raise :class:`ImportRefused` when nothing was written.
+
+    Without ``skip_invalid`` any invalid row refuses the whole file; the rows are still all
+    validated so the report is complete. Data and the ``import_runs`` row commit together;
+    a refused import leaves only an ``import_runs`` row with status ``refused``.
+    """
+    options = options or ImportOptions()
+    started = time.perf_counter()
+    result = ImportResult(kind=kind.value, source=str(path), sha256="")
+    try:
+        info = readers.inspect_source(path)
+        result.sha256 = info.sha256
+        _check_header(kind, info)
+        rejects_path = options.rejects_path
+        if rejects_path is None and options.skip_invalid:
+            rejects_path = default_rejects_path(path)
+        sink = RejectSink(info.columns, rejects_path, keep=options.report_rows)
+        sink.reset()
+        try:
+            try:
+                _attempt(engine, settings, kind, info, options, sink, result, malformed=None)
+            except readers.MalformedRowsFound:
+                # Rare: rows with the wrong number of fields. Rescan for exact row numbers.
+                malformed = readers.find_malformed_rows(info)
+                sink.reset()
+                _attempt(engine, settings, kind, info, options, sink, result, malformed)
+        finally:
+            sink.close()
+        result.rejects_path = rejects_path if sink.count else None
+    except SourceError as exc:
+        result.sha256 = result.sha256 or exc.sha256 or ""
+        _record_refused(engine, result, started)
+        raise
+    except InvalidRowsError:
+        _record_refused(engine, result, started)
+        raise
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _check_header(kind: ImportKind, info: readers.SourceInfo) -> None:
+    seen: set[str] = set()
+    repeated = sorted({c for c in info.columns if c in seen or seen.add(c)})  # type: ignore[func-returns-value]
+    if repeated:
+        raise SourceError(f"column names appear more than once: {', '.join(repeated)}")
+    missing = [c for c in CONTRACTS[kind].required if c not in info.columns]
+    if missing:
+        raise SourceError(
+            f"missing required column(s) for {kind.value}: {', '.join(missing)} "
+            f"(found: {', '.join(info.columns) or 'none'})"
+        )
+
+
+def _attempt(
+    engine: Engine,
+    settings: Settings,
+    kind: ImportKind,
+    info: readers.SourceInfo,
+    options: ImportOptions,
+    sink: RejectSink,
+    result: ImportResult,
+    malformed: list[readers.MalformedRow] | None,
+) -> None:
+    now = datetime.now(UTC)
+    result.rows_read = result.rows_written = result.rows_unchanged = result.rows_rejected = 0
+    with engine.connect() as conn:
+        sqlite_cache = _widen_sqlite_cache(conn)
+        try:
+            with conn.begin():
+                run_id = writers.start_run(conn, result, now)
+                if malformed:
+                    _reject_malformed(info, malformed, sink, result)
+                watermark = _load(conn, settings, kind, info, options, sink, result, now, malformed)
+                result.rows_rejected = sink.count
+                result.first_rejects = list(sink.first)
+                if sink.count and not options.skip_invalid:
+                    result.status = "refused"
+                    raise InvalidRowsError(result)
+                if watermark is not None:
+                    result.holdings_written = writers.derive_holdings(
+                        conn, watermark, settings.holding_event_types, now
+                    )
+                result.status = "partial" if sink.count else "succeeded"
+                writers.finish_run(conn, run_id, result, datetime.now(UTC))
+        finally:
+            if sqlite_cache is not None:
+                conn.exec_driver_sql(f"PRAGMA cache_size = {sqlite_cache}")
+
+
+def _load(
+    conn: Connection,
+    settings: Settings,
+    kind: ImportKind,
+    info: readers.SourceInfo,
+    options: ImportOptions,
+    sink: RejectSink,
+    result: ImportResult,
+    now: datetime,
+    malformed: list[readers.MalformedRow] | None,
+) -> int | None:
+    """Validate and write every chunk; returns the interaction id watermark (interactions)."""
+    ctx = RuleContext(
+        latest_allowed=now + timedelta(seconds=settings.max_future_skew_seconds),
+        event_types=tuple(settings.event_weights),
+    )
+    writer: writers.InteractionWriter | None = None
+    watermark: int | None = None
+    if kind is ImportKind.INTERACTIONS:
+        ctx = RuleContext(
+            ctx.latest_allowed,
+            ctx.event_types,
+            customers=writers.load_key_map(conn, "customers"),
+            products=writers.load_key_map(conn, "products"),
+        )
+        watermark = writers.max_interaction_id(conn)
+        writer = writers.interaction_writer(conn, watermark)
+    # First data row of each key across chunks (customers and products files are modest).
+    seen_keys: dict[str, int] = {}
+    skip_rows = [m.row for m in malformed] if malformed is not None else None
+    for chunk in readers.iter_chunks(info, settings.import_chunk_rows, skip_rows):
+        result.rows_read += len(chunk.frame)
+        checked = check(kind, chunk.frame, chunk.rows, ctx)
+        bad = checked.problems.bad
+        reasons = checked.problems.reasons()
+        key = CONTRACTS[kind].key
+        if kind is not ImportKind.INTERACTIONS:
+            _flag_earlier_keys(checked.clean[key], chunk.rows, bad, reasons, seen_keys)
+        _reject(sink, chunk, reasons)
+        if sink.count and not options.skip_invalid:
+            # The file will be refused: keep validating for a complete report, write nothing.
+            _report_progress(options, result)
+            continue
+        good = checked.clean[~bad]
+        if kind is ImportKind.CUSTOMERS:
+            result.rows_written += writers.upsert_customers(conn, good, now)
+        elif kind is ImportKind.PRODUCTS:
+            result.rows_written += writers.upsert_products(conn, good, now)
+        else:
+            assert writer is not None
+            outcome = writer.write(good)
+            result.rows_written += outcome.inserted
+            result.rows_unchanged += int(outcome.already_loaded.sum())
+            if outcome.repeated.any():
+                positions = np.flatnonzero(~bad)[outcome.repeated]
+                repeated_ids = good["event_id"].to_numpy()[outcome.repeated]
+                _reject(
+                    sink,
+                    chunk,
+                    {
+                        int(p): f"duplicate event_id {e!r} (appears earlier in the file)"
+                        for p, e in zip(positions, repeated_ids, strict=True)
+                    },
+                )
+        _report_progress(options, result)
+    if kind is not ImportKind.INTERACTIONS:
+        result.rows_unchanged = result.rows_read - sink.count - result.rows_written
+    if writer is not None:
+        writer.close()
+    return watermark
+
+
+def _flag_earlier_keys(
+    keys: pd.Series,
+    rows: np.ndarray,
+    bad: np.ndarray,
+    reasons: dict[int, str],
+    seen: dict[str, int],
+) -> None:
+    """Reject keys already seen in an earlier chunk; remember this chunk's keys."""
+    for pos, (key, row) in enumerate(zip(keys.tolist(), rows.tolist(), strict=True)):
+        if not isinstance(key, str):
+            continue
+        first = seen.setdefault(key, row)
+        if first != row and not bad[pos]:
+            reasons[pos] = f"duplicate key {key!r} (first at row {first})"
+            bad[pos] = True
+
+
+def _reject(sink: RejectSink, chunk: readers.Chunk, reasons: dict[int, str]) -> None:
+    if not reasons:
+        return
+    positions = sorted(reasons)
+    sink.add(
+        chunk.frame.iloc[positions],
+        [int(chunk.rows[p]) for p in positions],
+        [reasons[p] for p in positions],
+    )
+
+
+def _reject_malformed(
+    info: readers.SourceInfo,
+    malformed: list[readers.MalformedRow],
+    sink: RejectSink,
+    result: ImportResult,
+) -> None:
+    width = len(info.columns)
+    padded = [(m.fields + [""] * width)[:width] for m in malformed]
+    sink.add(
+        pd.DataFrame(padded, columns=list(info.columns)),
+        [m.row for m in malformed],
+        [f"row has {len(m.fields)} fields; the header has {width}" for m in malformed],
+    )
+    result.rows_read += len(malformed)
+
+
+def _report_progress(options: ImportOptions, result: ImportResult) -> None:
+    if options.progress is not None:
+        options.progress(result.rows_read)
+
+
+def _widen_sqlite_cache(conn: Connection) -> int | None:
+    if conn.dialect.name != "sqlite":
+        return None
+    previous = int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+    conn.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_IMPORT_CACHE_KIB}")
+    conn.commit()
+    return previous
+
+
+def _record_refused(engine: Engine, result: ImportResult, started: float) -> None:
+    """Audit a refused import in its own transaction (the data transaction rolled back)."""
+    result.status = "refused"
+    result.seconds = time.perf_counter() - started
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        run_id = writers.start_run(conn, result, now)
+        writers.finish_run(conn, run_id, result, now)

@@ -1,0 +1,320 @@
+"""Writing validated rows: upserts for customers and products, bulk loads for interactions.
+
+Everything here runs on one connection inside the import's single transaction; the caller
+commits or rolls back.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+from sqlalchemy import Connection, Table, func, literal, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.db.base import UTCDateTime
+from app.db.models import Customer, Holding, ImportRun, Interaction, Product
+from app.jobs.importer.report import ImportResult
+from app.jobs.importer.rules import KeyMap
+
+_INTERACTION_COLUMNS = (
+    "event_id",
+    "customer_pk",
+    "product_pk",
+    "event_type",
+    "value",
+    "occurred_at",
+    "channel",
+    "recommendation_id",
+)
+_LOOKUP_BATCH = 5_000
+
+
+def _insert(conn: Connection, table: Table) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT on both SQLite and PostgreSQL."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts of plain Python values (None for every kind of missing)."""
+    columns: dict[str, list[Any]] = {}
+    for name in frame.columns:
+        series = frame[name]
+        if isinstance(series.dtype, pd.DatetimeTZDtype):
+            values: list[Any] = [None if pd.isna(x) else x.to_pydatetime() for x in series]
+        elif pd.api.types.is_bool_dtype(series.dtype):
+            values = [bool(x) for x in series.tolist()]
+        elif series.dtype == object:
+            values = [None if _missing(x) else x for x in series.tolist()]
+        else:
+            obj = series.astype(object)
+            values = obj.where(series.notna(), None).tolist()
+        columns[name] = values
+    names = list(frame.columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+def _missing(value: Any) -> bool:
+    if value is None or isinstance(value, (list, dict, str)):
+        return value is None
+    return bool(pd.isna(value))
+
+
+def upsert(conn: Connection, table: Table, key: str, frame: pd.DataFrame, now: datetime) -> int:
+    """Insert new rows and update changed ones; returns how many rows were inserted or changed."""
+    if frame.empty:
+        return 0
+    records = _records(frame)
+    for record in records:
+        record["created_at"] = now
+        record["updated_at"] = now
+    stmt = _insert(conn, table)
+    data_columns = [c for c in frame.columns if c != key]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[key],
+        set_={
+            **{c: stmt.excluded[c] for c in data_columns},
+            "updated_at": stmt.excluded.updated_at,
+        },
+        # Unchanged rows are left alone, so updated_at means "content last changed".
+        where=or_(*(table.c[c].is_distinct_from(stmt.excluded[c]) for c in data_columns)),
+    )
+    result = conn.execute(stmt, records)
+    return max(int(result.rowcount), 0)
+
+
+def upsert_customers(conn: Connection, frame: pd.DataFrame, now: datetime) -> int:
+    return upsert(conn, Customer.__table__, "customer_id", frame, now)  # type: ignore[arg-type]
+
+
+def upsert_products(conn: Connection, frame: pd.DataFrame, now: datetime) -> int:
+    return upsert(conn, Product.__table__, "product_id", frame, now)  # type: ignore[arg-type]
+
+
+def load_key_map(conn: Connection, kind: str) -> KeyMap:
+    """Every known external id of customers or products with its surrogate key."""
+    model = Customer if kind == "customers" else Product
+    external = model.customer_id if model is Customer else model.product_id  # type: ignore[attr-defined]
+    pairs = conn.execute(select(external, model.id)).all()
+    return KeyMap.from_pairs([(str(a), int(b)) for a, b in pairs])
+
+
+def max_interaction_id(conn: Connection) -> int:
+    return int(conn.execute(select(func.coalesce(func.max(Interaction.id), 0))).scalar_one())
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """Per chunk: rows inserted, and positions already loaded or repeated from earlier chunks."""
+
+    inserted: int
+    already_loaded: np.ndarray  # bool mask over the chunk
+    repeated: np.ndarray  # bool mask: event_id first seen in an earlier chunk of this file
+
+
+class InteractionWriter:
+    """Bulk-inserts interaction chunks with ON CONFLICT (event_id) DO NOTHING.
+
+    The common case (no conflicts) costs one bulk statement. When some rows conflict, the chunk
+    is rolled back to a savepoint, the conflicting event ids are classified against the id
+    watermark taken when the import began (already loaded before vs. repeated within this file),
+    and only the new rows are inserted.
+    """
+
+    def __init__(self, conn: Connection, watermark: int) -> None:
+        self.conn = conn
+        self.watermark = watermark
+
+    def write(self, frame: pd.DataFrame) -> WriteOutcome:
+        none = np.zeros(len(frame), dtype=bool)
+        if frame.empty:
+            return WriteOutcome(0, none, none)
+        savepoint = self.conn.begin_nested()
+        inserted = self._bulk_insert(frame)
+        if inserted == len(frame):
+            savepoint.commit()
+            return WriteOutcome(inserted, none, none)
+        savepoint.rollback()
+        known = self._existing_ids(frame["event_id"].tolist())
+        ids = frame["event_id"].map(known)
+        already = (ids <= self.watermark).fillna(False).to_numpy(dtype=bool)
+        repeated = (ids > self.watermark).fillna(False).to_numpy(dtype=bool)
+        fresh = frame[~(already | repeated)]
+        inserted = self._bulk_insert(fresh) if len(fresh) else 0
+        return WriteOutcome(inserted, already, repeated)
+
+    def _existing_ids(self, event_ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(event_ids), _LOOKUP_BATCH):
+            batch = event_ids[start : start + _LOOKUP_BATCH]
+            rows = self.conn.execute(
+                select(Interaction.event_id, Interaction.id).where(Interaction.event_id.in_(batch))
+            )
+            found.update({str(e): int(i) for e, i in rows})
+        return found
+
+    def _bulk_insert(self, frame: pd.DataFrame) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release anything the writer created (staging tables)."""
+
+
+class SQLiteInteractionWriter(InteractionWriter):
+    """executemany of one prepared statement on the raw sqlite3 connection."""
+
+    _SQL = (
+        f"INSERT INTO interactions ({', '.join(_INTERACTION_COLUMNS)}) "
+        f"VALUES ({', '.join('?' for _ in _INTERACTION_COLUMNS)}) "
+        "ON CONFLICT (event_id) DO NOTHING"
+    )
+
+    def _bulk_insert(self, frame: pd.DataFrame) -> int:
+        # The stored text format of UTCDateTime on SQLite: naive UTC with microseconds.
+        when = pc.cast(
+            pa.array(frame["occurred_at"].dt.tz_localize(None), type=pa.timestamp("us")),
+            pa.string(),
+        )
+        columns = [
+            _pylist(frame["event_id"]),
+            frame["customer_pk"].tolist(),
+            frame["product_pk"].tolist(),
+            _pylist(frame["event_type"]),
+            _pylist(frame["value"]),
+            when.to_pylist(),
+            _pylist(frame["channel"]),
+            _pylist(frame["recommendation_id"]),
+        ]
+        cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(self._SQL, zip(*columns, strict=True))
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+
+class PostgresInteractionWriter(InteractionWriter):
+    """COPY each chunk into a temporary staging table, then INSERT … SELECT … ON CONFLICT."""
+
+    _STAGE = "finrec_import_interactions"
+
+    def __init__(self, conn: Connection, watermark: int) -> None:
+        super().__init__(conn, watermark)
+        self.conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {self._STAGE} "
+            "(event_id text, customer_pk bigint, product_pk bigint, event_type text, "
+            "value double precision, occurred_at timestamptz, channel text, "
+            "recommendation_id text) ON COMMIT DROP"
+        )
+
+    def _bulk_insert(self, frame: pd.DataFrame) -> int:
+        self.conn.exec_driver_sql(f"TRUNCATE {self._STAGE}")
+        table = pa.table(
+            {
+                "event_id": pa.array(frame["event_id"], type=pa.string(), from_pandas=True),
+                "customer_pk": pa.array(frame["customer_pk"], type=pa.int64()),
+                "product_pk": pa.array(frame["product_pk"], type=pa.int64()),
+                "event_type": pa.array(frame["event_type"], type=pa.string(), from_pandas=True),
+                "value": pa.array(frame["value"], type=pa.float64(), from_pandas=True),
+                "occurred_at": pa.array(frame["occurred_at"], type=pa.timestamp("us", tz="UTC")),
+                "channel": pa.array(frame["channel"], type=pa.string(), from_pandas=True),
+                "recommendation_id": pa.array(
+                    frame["recommendation_id"], type=pa.string(), from_pandas=True
+                ),
+            }
+        )
+        buffer = io.BytesIO()
+        # Unquoted empty fields are NULL for COPY … CSV; pyarrow writes nulls exactly so.
+        pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False))
+        names = ", ".join(_INTERACTION_COLUMNS)
+        raw = self.conn.connection.driver_connection
+        with raw.cursor() as cursor:  # type: ignore[union-attr]
+            with cursor.copy(f"COPY {self._STAGE} ({names}) FROM STDIN (FORMAT csv)") as copy:
+                copy.write(buffer.getbuffer())
+            cursor.execute(
+                f"INSERT INTO interactions ({names}) SELECT {names} FROM {self._STAGE} "
+                "ON CONFLICT (event_id) DO NOTHING"
+            )
+            return int(cursor.rowcount)
+
+
+def _pylist(series: pd.Series) -> list[Any]:
+    """Values with None for missing, as the sqlite3 driver binds them."""
+    return pa.array(series, from_pandas=True).to_pylist()
+
+
+def interaction_writer(conn: Connection, watermark: int) -> InteractionWriter:
+    if conn.dialect.name == "postgresql":
+        return PostgresInteractionWriter(conn, watermark)
+    return SQLiteInteractionWriter(conn, watermark)
+
+
+def derive_holdings(
+    conn: Connection, watermark: int, holding_event_types: Sequence[str], now: datetime
+) -> int:
+    """Insert holdings implied by newly loaded holding events; ``since`` = earliest such event.
+
+    An existing holding only moves its ``since`` earlier; nothing is ever removed here.
+    """
+    if not holding_event_types:
+        return 0
+    earliest = func.min(Interaction.occurred_at)
+    source = select(
+        Interaction.customer_pk,
+        Interaction.product_pk,
+        literal("event"),
+        earliest,
+        literal(now, UTCDateTime()),
+    ).where(Interaction.id > watermark, Interaction.event_type.in_(list(holding_event_types)))
+    source = source.group_by(Interaction.customer_pk, Interaction.product_pk)
+    table = Holding.__table__
+    stmt = _insert(conn, table).from_select(  # type: ignore[arg-type]
+        ["customer_pk", "product_pk", "source", "since", "updated_at"], source
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["customer_pk", "product_pk"],
+        set_={"since": stmt.excluded.since, "updated_at": stmt.excluded.updated_at},
+        where=stmt.excluded.since < table.c.since,  # type: ignore[attr-defined]
+    )
+    return max(int(conn.execute(stmt).rowcount), 0)
+
+
+def start_run(conn: Connection, result: ImportResult, now: datetime) -> int:
+    """The audit row, written first so the SQLite transaction is open before any savepoint."""
+    stmt = (
+        ImportRun.__table__.insert()  # type: ignore[attr-defined]
+        .values(
+            kind=result.kind,
+            source=result.source,
+            source_sha256=result.sha256,
+            started_at=now,
+            status="running",
+        )
+        .returning(ImportRun.id)
+    )
+    return int(conn.execute(stmt).scalar_one())
+
+
+def finish_run(conn: Connection, run_id: int, result: ImportResult, now: datetime) -> None:
+    conn.execute(
+        ImportRun.__table__.update()  # type: ignore[attr-defined]
+        .where(ImportRun.id == run_id)
+        .values(
+            finished_at=now,
+            rows_read=result.rows_read,
+            rows_written=result.rows_written,
+            rows_unchanged=result.rows_unchanged,
+            rows_rejected=result.rows_rejected,
+            status=result.status,
+        )
+    )
