@@ -2,15 +2,64 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
-from app.api import health
-from app.api.errors import install_problem_handlers
+from app.api import health, recommendations, similar
+from app.api.errors import install_problem_handlers, problem_response
 from app.db.session import make_engine, make_session_factory
+from app.services.errors import DomainError
+from app.services.exposures import ExposureLog
+from app.services.model_store import ModelStore
+from app.services.profiles import ProfileCache
+from app.services.recommend.catalog_holder import CatalogHolder
+from app.services.recommend.flow import ServingState
+from app.services.recommend.promotions import PromotionBook
+from app.services.recommend.service import NothingToServe, RecommendationService
 from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return problem_response(exc.status, exc.slug, exc.detail, instance=request.url.path)
+
+
+async def _nothing_to_serve(request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(
+        503,
+        "unavailable",
+        f"nothing can serve right now: {exc}",
+        instance=request.url.path,
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _refresh_loop(app: FastAPI, settings: Settings) -> None:
+    """Keep catalogue, campaigns and loaded models in step with the database (replicas converge)."""
+    loop = asyncio.get_running_loop()
+    next_catalog = next_models = loop.time()
+    while True:
+        await asyncio.sleep(min(settings.catalog_refresh_seconds, settings.model_refresh_seconds))
+        now = loop.time()
+        try:
+            if now >= next_catalog + settings.catalog_refresh_seconds:
+                next_catalog = now
+                await asyncio.to_thread(app.state.catalog.refresh)
+                await asyncio.to_thread(app.state.promotions.refresh)
+            if now >= next_models + settings.model_refresh_seconds:
+                next_models = now
+                await asyncio.to_thread(app.state.model_store.sync, app.state.session_factory)
+        except Exception:  # a refresh failure must never stop serving
+            log.exception("background refresh failed")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -20,13 +69,58 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
+        session_factory = make_session_factory(engine)
         app.state.settings = settings
         app.state.engine = engine
-        app.state.session_factory = make_session_factory(engine)
-        app.state.readiness = lambda: (True, {})
+        app.state.session_factory = session_factory
+
+        profiles = ProfileCache(
+            session_factory,
+            validity_months=settings.risk_assessment_validity_months,
+            max_size=settings.profile_cache_size,
+            ttl_seconds=settings.profile_cache_ttl_seconds,
+        )
+        catalog = CatalogHolder(session_factory)
+        promotions = PromotionBook(session_factory)
+        store = ModelStore(artifact_root=settings.artifact_dir)
+        exposures = ExposureLog(
+            session_factory,
+            max_buffer=settings.exposure_buffer_size,
+            batch_rows=settings.exposure_batch_rows,
+            flush_seconds=settings.exposure_flush_seconds,
+        )
+        # Start-up never fails on the database: serving begins with whatever could be loaded
+        # and the background refresh fills the rest in when the database comes back.
+        await asyncio.to_thread(catalog.refresh)
+        await asyncio.to_thread(promotions.refresh)
+        try:
+            errors = await asyncio.to_thread(store.sync, session_factory)
+            for strategy, error in errors.items():
+                log.warning("strategy %s not loaded: %s", strategy, error)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("active models could not be read at start-up: %s", exc)
+
+        service = RecommendationService(
+            settings, catalog, store, promotions, getattr(app.state, "precomputed", None)
+        )
+        app.state.profiles = profiles
+        app.state.catalog = catalog
+        app.state.promotions = promotions
+        app.state.model_store = store
+        app.state.exposures = exposures
+        app.state.recommendations = service
+        app.state.serving = ServingState(service, profiles, exposures)
+        app.state.readiness = service.ready
+
+        exposures.start()
+        refresher = asyncio.get_running_loop().create_task(_refresh_loop(app, settings))
         try:
             yield
         finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+            await exposures.stop()
             engine.dispose()
 
     docs = settings.docs_enabled
@@ -40,5 +134,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if docs else None,
     )
     install_problem_handlers(app)
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(NothingToServe, _nothing_to_serve)
+
+    # ---- middleware (body size limit etc.) goes here ---------------------------------------
+
+    # ---- routers ---------------------------------------------------------------------------
     app.include_router(health.router)
+    app.include_router(recommendations.router)
+    app.include_router(similar.router)
+    # Customers, products, events and the model registry:
+    # app.include_router(customers.router) ... (one line per router)
     return app

@@ -1,0 +1,112 @@
+"""The exposure (decision) log: what each response showed, written in the background.
+
+``record`` is a deque append and never blocks or fails a response. A background task flushes
+the buffer in batches through a worker thread; shutdown flushes what is left. When the buffer is
+full the oldest rows are dropped and counted (a full buffer means the database has been away for
+a while; serving matters more than the log), and a failed flush puts its rows back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import deque
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.models import Exposure
+
+log = logging.getLogger(__name__)
+
+ExposureRow = dict[str, Any]
+
+
+class ExposureLog:
+    """Buffered writer of ``exposures`` rows (one per recommendation response)."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session] | None,
+        *,
+        max_buffer: int = 50_000,
+        batch_rows: int = 1_000,
+        flush_seconds: float = 1.0,
+    ) -> None:
+        self._session_factory = session_factory
+        self._buffer: deque[ExposureRow] = deque()
+        self._max_buffer = max_buffer
+        self._batch_rows = batch_rows
+        self._flush_seconds = flush_seconds
+        self._flush_lock = threading.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+        self.written = 0
+        self.failed_flushes = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def record(self, row: ExposureRow) -> None:
+        """Queue one row; O(1), never raises for a full buffer (the oldest row is dropped)."""
+        buffer = self._buffer
+        if len(buffer) >= self._max_buffer:
+            with contextlib.suppress(IndexError):
+                buffer.popleft()
+                self.dropped += 1
+        buffer.append(row)
+
+    def flush(self) -> int:
+        """Write everything queued now (in batches); returns rows written. Thread-safe."""
+        if self._session_factory is None:
+            return 0
+        written = 0
+        with self._flush_lock:
+            while self._buffer:
+                batch: list[ExposureRow] = []
+                with contextlib.suppress(IndexError):
+                    while len(batch) < self._batch_rows:
+                        batch.append(self._buffer.popleft())
+                if not batch:
+                    break
+                try:
+                    with self._session_factory() as session, session.begin():
+                        session.execute(insert(Exposure), batch)
+                except (SQLAlchemyError, OSError) as exc:
+                    self.failed_flushes += 1
+                    room = max(self._max_buffer - len(self._buffer), 0)
+                    self._buffer.extendleft(reversed(batch[:room]))
+                    self.dropped += len(batch) - min(room, len(batch))
+                    log.warning("exposure flush failed; will retry: %s", exc)
+                    break
+                written += len(batch)
+        self.written += written
+        return written
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_seconds)
+            if self._buffer:
+                try:
+                    await asyncio.to_thread(self.flush)
+                except Exception:  # the loop must survive anything a flush throws
+                    log.exception("exposure flush crashed")
+
+    def start(self) -> None:
+        """Start the background flusher on the running event loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop the flusher and write what is left (called on shutdown)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await asyncio.to_thread(self.flush)

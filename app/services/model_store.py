@@ -1,0 +1,204 @@
+"""Active model artifacts held in memory, swapped atomically when a version is activated.
+
+The store maps a strategy name to a :class:`LoadedModel`. Activation loads and verifies the new
+artifact *before* touching the map, then replaces the whole dict under a lock; a request that
+already holds the old object keeps using it. A corrupt or incompatible artifact raises
+:class:`~app.services.errors.InvalidArtifact` and the previous version keeps serving.
+:meth:`ModelStore.sync` re-reads ``strategy_activations`` so several replicas converge.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.models import ModelVersion, StrategyActivation
+from app.services.errors import InvalidArtifact
+from recommenders.errors import RecommenderError
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[Path], Any]
+
+# When the requested strategy is not loaded, serve the first of these that is.
+PREFERENCE = ("fusion", "lightfm", "als", "ease", "bpr", "itemknn", "content", "popularity")
+# Models that can score a customer unseen at fit time, best first.
+COLD_PREFERENCE = ("fusion", "lightfm", "content", "popularity")
+
+
+def default_loader(path: Path) -> Any:
+    """Verify and load an artifact directory with the modelling library."""
+    from recommenders.artifacts import load_artifact
+
+    return load_artifact(path)
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    """A verified model plus the lookups serving needs, built once at load time."""
+
+    strategy: str
+    version: str
+    algorithm: str
+    model: Any
+    customer_index: pd.Index
+    product_external: np.ndarray
+    _positions: tuple[int, np.ndarray] | None = field(default=None, repr=False)
+
+    @classmethod
+    def wrap(cls, strategy: str, version: str, model: Any) -> LoadedModel:
+        customer_ids = getattr(model, "customer_ids", None)
+        product_ids = getattr(model, "product_ids", None)
+        if customer_ids is None or product_ids is None:
+            raise InvalidArtifact(f"model version {version!r} has no ID maps (not fitted)")
+        return cls(
+            strategy=strategy,
+            version=version,
+            algorithm=str(getattr(model, "algorithm", strategy)),
+            model=model,
+            customer_index=pd.Index(np.asarray(customer_ids.external)),
+            product_external=np.asarray(product_ids.external).astype(object),
+        )
+
+    @property
+    def cold_inputs(self) -> frozenset[str]:
+        return frozenset(getattr(self.model, "cold_inputs", frozenset()))
+
+    def customer_position(self, customer_id: str) -> int:
+        """The model's index for ``customer_id``, or -1 when the model never saw them."""
+        try:
+            loc = self.customer_index.get_loc(customer_id)
+        except KeyError:
+            return -1
+        return loc if isinstance(loc, int) else -1
+
+    def product_index_of(self, product_ids: Iterable[str]) -> np.ndarray:
+        """The model's indices for the given product IDs (IDs it does not know are skipped)."""
+        ids = list(product_ids)
+        if not ids:
+            return np.zeros(0, dtype=np.int64)
+        found = pd.Index(self.product_external).get_indexer(ids)
+        return found[found >= 0].astype(np.int64)
+
+    def catalog_positions(self, version: int, index: Mapping[str, int]) -> np.ndarray:
+        """Catalogue position of each model product (-1 when the catalogue lacks it).
+
+        Cached per catalogue snapshot version; a race merely recomputes the same array.
+        """
+        cached = self._positions
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        positions = np.fromiter(
+            (index.get(p, -1) for p in self.product_external.tolist()), dtype=np.int64
+        )
+        self._positions = (version, positions)
+        return positions
+
+
+class ModelStore:
+    """Strategy -> loaded model, replaced atomically; safe to read from any thread."""
+
+    def __init__(self, loader: Loader = default_loader, artifact_root: Path | None = None) -> None:
+        self._loader = loader
+        self._artifact_root = artifact_root
+        self._models: dict[str, LoadedModel] = {}
+        self._lock = threading.Lock()
+
+    # ---- reads (hot path: a dict lookup on an immutable snapshot) --------------------------
+    def get(self, strategy: str) -> LoadedModel | None:
+        return self._models.get(strategy)
+
+    @property
+    def strategies(self) -> dict[str, str]:
+        """``{strategy: version}`` of what is loaded now."""
+        return {name: m.version for name, m in self._models.items()}
+
+    def choose(self, requested: str | None, default: str) -> LoadedModel | None:
+        """The requested strategy if loaded, else the default, else the best loaded one."""
+        models = self._models
+        for name in (requested, default, *PREFERENCE):
+            if name is not None and name in models:
+                return models[name]
+        return next(iter(models.values()), None)
+
+    def cold_candidates(self) -> list[LoadedModel]:
+        """Loaded models that can score customers unseen at fit time, best first."""
+        models = self._models
+        found = [models[n] for n in COLD_PREFERENCE if n in models and models[n].cold_inputs]
+        found += [m for n, m in models.items() if n not in COLD_PREFERENCE and m.cold_inputs]
+        return found
+
+    # ---- writes ----------------------------------------------------------------------------
+    def resolve(self, artifact_path: str | Path) -> Path:
+        path = Path(artifact_path)
+        if not path.is_absolute() and not path.exists() and self._artifact_root is not None:
+            candidate = self._artifact_root / path
+            if candidate.exists():
+                return candidate
+        return path
+
+    def load(self, strategy: str, version: str, artifact_path: str | Path) -> LoadedModel:
+        """Load and verify an artifact without serving it yet."""
+        path = self.resolve(artifact_path)
+        try:
+            model = self._loader(path)
+        except (RecommenderError, OSError, ValueError) as exc:
+            raise InvalidArtifact(
+                f"model version {version!r} at {path} cannot be served: {exc}"
+            ) from exc
+        return LoadedModel.wrap(strategy, version, model)
+
+    def install(self, loaded: LoadedModel) -> None:
+        """Serve ``loaded`` for its strategy from the next request on (atomic swap)."""
+        with self._lock:
+            models = dict(self._models)
+            models[loaded.strategy] = loaded
+            self._models = models
+
+    def activate(self, strategy: str, version: str, artifact_path: str | Path) -> LoadedModel:
+        """Load, verify, then swap. On failure nothing changes and InvalidArtifact is raised."""
+        current = self._models.get(strategy)
+        if current is not None and current.version == version:
+            return current
+        loaded = self.load(strategy, version, artifact_path)
+        self.install(loaded)
+        log.info("model activated", extra={"strategy": strategy, "version": version})
+        return loaded
+
+    def remove(self, strategy: str) -> None:
+        with self._lock:
+            models = dict(self._models)
+            models.pop(strategy, None)
+            self._models = models
+
+    def sync(self, session_factory: sessionmaker[Session]) -> dict[str, str]:
+        """Load whatever ``strategy_activations`` says serves now; returns ``{strategy: error}``.
+
+        A version that fails to load is reported and skipped; the previous one keeps serving.
+        """
+        with session_factory() as session:
+            rows = session.execute(
+                select(
+                    StrategyActivation.strategy, ModelVersion.version, ModelVersion.artifact_path
+                ).join(ModelVersion, ModelVersion.version == StrategyActivation.version)
+            ).all()
+        errors: dict[str, str] = {}
+        wanted = {strategy for strategy, _, _ in rows}
+        for strategy, version, path in rows:
+            try:
+                self.activate(strategy, version, path)
+            except InvalidArtifact as exc:
+                errors[strategy] = str(exc)
+                log.warning("model not loaded", extra={"strategy": strategy, "error": str(exc)})
+        for strategy in set(self._models) - wanted:
+            self.remove(strategy)
+        return errors

@@ -1,0 +1,1 @@
+"""The recommendation serving path: candidates, policy gate, diversity, promotions, reasons."""

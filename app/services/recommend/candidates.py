@@ -1,0 +1,217 @@
+"""Candidate sources: a fresh precomputed list, live scoring of an in-memory model, or popularity.
+
+Every source returns :class:`Candidates` over catalogue positions, already restricted to what
+the policy gate allows (the ranking step re-applies the gate anyway, so a source can never leak
+a product through). Reasons are attached per item where the source knows them (the fusion names
+the members that contributed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from app.services.model_store import LoadedModel
+from app.services.profiles import Profile
+from app.services.recommend import reasons as R
+from app.services.recommend.catalog import CatalogSnapshot
+from recommenders.errors import ColdStartUnsupported
+
+NEG_INF = np.float32(-np.inf)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Ranked candidate positions (best first), their scores and their reasons."""
+
+    positions: np.ndarray  # int64 catalogue positions, best first
+    scores: np.ndarray  # float32, same length
+    reasons: list[list[R.Reason]]  # same length
+    strategy: str
+    model_version: str | None
+    served_from: str  # precomputed | live | fallback
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PrecomputedList:
+    """One customer's list from a complete precompute batch."""
+
+    strategy: str
+    model_version: str
+    product_ids: tuple[str, ...]
+    scores: tuple[float, ...]
+    reason_codes: tuple[tuple[str, ...], ...] | None = None
+
+
+class PrecomputedSource(Protocol):
+    """Where complete precompute batches are read from (kept off the hot path by its owner)."""
+
+    def lookup(self, customer_id: str, strategy: str) -> PrecomputedList | None: ...
+
+
+class NoPrecomputed:
+    """The default source: no batch has been published."""
+
+    def lookup(self, customer_id: str, strategy: str) -> PrecomputedList | None:
+        return None
+
+
+def _best(scores: np.ndarray, limit: int) -> np.ndarray:
+    """Positions of the ``limit`` best finite scores, best first (ties by position)."""
+    finite = np.flatnonzero(np.isfinite(scores))
+    if finite.size > limit:
+        part = np.argpartition(-scores[finite], limit - 1)[:limit]
+        finite = finite[part]
+    order = np.lexsort((finite, -scores[finite]))
+    return finite[order].astype(np.int64)
+
+
+def from_precomputed(
+    entry: PrecomputedList, catalog: CatalogSnapshot, allowed: np.ndarray
+) -> Candidates:
+    positions, scores, why = [], [], []
+    for i, pid in enumerate(entry.product_ids):
+        pos = catalog.index.get(pid)
+        if pos is None or not allowed[pos]:
+            continue
+        positions.append(pos)
+        scores.append(entry.scores[i])
+        codes = entry.reason_codes[i] if entry.reason_codes else ()
+        why.append([R.reason(c) for c in codes if c in R.TEMPLATES and c not in R.DISCLOSURES])
+    return Candidates(
+        np.asarray(positions, dtype=np.int64),
+        np.asarray(scores, dtype=np.float32),
+        why,
+        entry.strategy,
+        entry.model_version,
+        "precomputed",
+    )
+
+
+def _cold_inputs(
+    loaded: LoadedModel, profile: Profile, hold_weight: float
+) -> tuple[sp.csr_matrix | None, sp.csr_matrix | None]:
+    inputs = loaded.cold_inputs
+    hist = feats = None
+    if "history" in inputs:
+        cols = loaded.product_index_of(profile.held)
+        hist = sp.csr_matrix(
+            (np.full(cols.size, hold_weight, np.float32), (np.zeros(cols.size, np.int64), cols)),
+            shape=(1, loaded.product_external.shape[0]),
+        )
+    context = getattr(loaded.model, "context", None)
+    if "features" in inputs and context is not None:
+        feats = context.customer_encoder.encode(pd.DataFrame([profile.attributes]))
+    if hist is not None and feats is None and hist.nnz == 0 and "features" in inputs:
+        hist = None
+    if hist is None and feats is None:
+        raise ColdStartUnsupported(f"{loaded.algorithm} has nothing to score this customer by")
+    return hist, feats
+
+
+def live(
+    loaded: LoadedModel,
+    profile: Profile,
+    catalog: CatalogSnapshot,
+    allowed: np.ndarray,
+    limit: int,
+    hold_weight: float = 8.0,
+) -> Candidates:
+    """Score one customer with an in-memory model. Raises ColdStartUnsupported when it cannot."""
+    mapping = loaded.catalog_positions(catalog.version, catalog.index)
+    known = mapping >= 0
+    model_allowed = np.zeros(mapping.shape[0], dtype=bool)
+    model_allowed[known] = allowed[mapping[known]]
+    position = loaded.customer_position(profile.customer_id)
+    model = loaded.model
+    if position >= 0 and loaded.algorithm == "fusion" and hasattr(model, "recommend_explained"):
+        k = int(min(limit, mapping.shape[0]))
+        explained = model.recommend_explained(np.asarray([position]), k, allowed=model_allowed)
+        idx, sc, parts = explained.indices[0], explained.scores[0], explained.contributions[0]
+        keep = (idx >= 0) & np.isfinite(sc)
+        members = explained.members
+        why = [
+            R.fusion_reasons(members[m] for m in np.flatnonzero(row > 0))
+            or [R.reason(R.COLLABORATIVE)]
+            for row in parts[keep]
+        ]
+        return Candidates(
+            mapping[idx[keep]],
+            sc[keep].astype(np.float32),
+            why,
+            loaded.strategy,
+            loaded.version,
+            "live",
+        )
+    if position >= 0:
+        row = model.score(np.asarray([position]))[0]
+    else:
+        hist, feats = _cold_inputs(loaded, profile, hold_weight)
+        row = model.score_cold(hist, feats)[0]
+    scores = np.full(catalog.size, NEG_INF, dtype=np.float32)
+    valid = known & model_allowed
+    scores[mapping[valid]] = row[valid]
+    scores[~np.isfinite(scores)] = NEG_INF
+    best = _best(scores, limit)
+    code = R.reason_for_algorithm(loaded.algorithm)
+    if loaded.algorithm == "fusion":
+        names = [str(n) for n in getattr(model, "member_names", ())]
+        base = R.fusion_reasons(names) or [R.reason(R.COLLABORATIVE)]
+    elif code == R.POPULAR_IN_SEGMENT and profile.segment is None:
+        base = [R.reason(R.POPULAR)]
+    else:
+        base = [R.reason(code)]
+    return Candidates(
+        best,
+        scores[best],
+        [list(base) for _ in range(best.size)],
+        loaded.strategy,
+        loaded.version,
+        "live",
+    )
+
+
+def popular(
+    catalog: CatalogSnapshot, allowed: np.ndarray, segment: str | None, limit: int
+) -> Candidates:
+    """The fallback: popular in the customer's segment, then popular overall."""
+    positions: list[int] = []
+    why: list[list[R.Reason]] = []
+    scores: list[float] = []
+    seen: set[int] = set()
+    lists = []
+    if segment is not None and segment in catalog.segment_order:
+        lists.append(
+            (
+                catalog.segment_order[segment],
+                catalog.segment_popularity[segment],
+                R.POPULAR_IN_SEGMENT,
+            )
+        )
+    lists.append((catalog.popular_order, catalog.popularity, R.POPULAR))
+    for order, values, code in lists:
+        ok = order[allowed[order]]
+        for pos in ok[: limit + len(seen)].tolist():
+            if pos in seen:
+                continue
+            seen.add(pos)
+            positions.append(pos)
+            scores.append(float(values[pos]))
+            why.append([R.reason(code)])
+            if len(positions) >= limit:
+                break
+        if len(positions) >= limit:
+            break
+    return Candidates(
+        np.asarray(positions, dtype=np.int64),
+        np.asarray(scores, dtype=np.float32),
+        why,
+        "popularity",
+        None,
+        "fallback",
+    )

@@ -1,0 +1,85 @@
+"""One request end to end: profile (cache, then database, else fail closed) -> list -> exposure.
+
+This is the function the route calls. The database is touched only on a profile cache miss (in a
+worker thread, so the event loop never blocks); a database failure never fails the request: the
+customer is served the fail-closed list (R1 only, non-personalised) with ``degraded=true``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from app.services.errors import StrategyNotFound
+from app.services.exposures import ExposureLog, ExposureRow
+from app.services.profiles import Profile, ProfileCache, ProfileUnavailable
+from app.services.recommend.service import (
+    Recommendation,
+    RecommendationService,
+    RecommendRequest,
+)
+
+
+@dataclass(frozen=True)
+class ServingState:
+    """The pieces a recommendation request needs (all on ``app.state``)."""
+
+    service: RecommendationService
+    profiles: ProfileCache
+    exposures: ExposureLog
+
+
+async def profile_for(profiles: ProfileCache, customer_id: str) -> tuple[Profile | None, bool]:
+    """``(profile, degraded)``: cached, else read; ``(None, True)`` when the store is down.
+
+    Raises :class:`~app.services.errors.CustomerNotFound` for a customer the store does not know.
+    """
+    profile = profiles.get(customer_id)
+    if profile is not None:
+        return profile, False
+    try:
+        return await run_in_threadpool(profiles.load, customer_id), False
+    except ProfileUnavailable:
+        return None, True
+
+
+async def recommend_for_customer(
+    state: ServingState, customer_id: str, request: RecommendRequest
+) -> Recommendation:
+    """Recommend, log the exposure (buffered) and return the list."""
+    service = state.service
+    if request.strategy is not None and service.models.get(request.strategy) is None:
+        raise StrategyNotFound(f"no model is loaded for strategy {request.strategy!r}")
+    profile, degraded = await profile_for(state.profiles, customer_id)
+    result = service.recommend(customer_id, profile, request, degraded=degraded)
+    state.exposures.record(exposure_row(result, request))
+    return result
+
+
+def exposure_row(result: Recommendation, request: RecommendRequest) -> ExposureRow:
+    """The decision record of one response (what was shown, ranked how, and why)."""
+    items: list[dict[str, Any]] = [
+        {
+            "product_id": item.product_id,
+            "rank": item.rank,
+            "score": item.score,
+            "reasons": [r["code"] for r in item.reasons],
+        }
+        for item in result.items
+    ]
+    return {
+        "recommendation_id": result.recommendation_id,
+        "customer_id": result.customer_id,
+        "strategy": result.strategy,
+        "model_version": result.model_version,
+        "served_from": result.served_from,
+        "degraded": result.degraded,
+        "channel": request.channel,
+        "placement": request.placement,
+        "experiment": result.experiment,
+        "variant": result.variant,
+        "items": items,
+        "served_at": result.served_at,
+    }

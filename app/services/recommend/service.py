@@ -1,0 +1,342 @@
+"""The recommendation flow: candidates -> policy gate -> caps, promotions, backfill -> reasons.
+
+Everything here runs on in-memory state (catalogue snapshot, cached profile, loaded models), so
+a request costs no database round trip. Whatever source produced the candidates, the final list
+is built only from products the policy gate allows (:func:`gate`), and it is filled to ``k`` from
+popularity when the source ran short.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from app.services.model_store import ModelStore
+from app.services.profiles import Profile
+from app.services.recommend import candidates as C
+from app.services.recommend import reasons as R
+from app.services.recommend.catalog import CatalogSnapshot
+from app.services.recommend.promotions import Promotion, PromotionBook
+from app.settings import Settings
+from recommenders.errors import ColdStartUnsupported
+from recommenders.policy import (
+    UNASSESSED,
+    allowed_row,
+    personalisation_allowed,
+    select_with_category_cap,
+)
+
+log = logging.getLogger(__name__)
+
+
+class NothingToServe(Exception):
+    """No catalogue is loaded, so not even a fallback can answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendRequest:
+    k: int = 10
+    channel: str | None = None
+    placement: str | None = None
+    explain: bool = True
+    strategy: str | None = None  # admin override
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    position: int
+    product_id: str
+    name: str
+    category: str
+    rank: int
+    score: float
+    reasons: list[R.Reason]
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    recommendation_id: str
+    customer_id: str
+    strategy: str
+    model_version: str | None
+    served_from: str
+    degraded: bool
+    items: list[Item]
+    served_at: datetime
+    experiment: str | None = None
+    variant: str | None = None
+    notes: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """What the policy gate decided for one customer on one request."""
+
+    allowed: np.ndarray  # bool per catalogue position
+    personalised: bool
+    risk_class: int
+
+
+def gate(
+    profile: Profile | None,
+    catalog: CatalogSnapshot,
+    now: datetime,
+    *,
+    exclude_held: bool,
+) -> Gate:
+    """The policy gate for one request. ``profile=None`` (unreadable) fails closed: R1 only,
+    non-personalised, nothing known to be held."""
+    if profile is None:
+        risk, consent, held = UNASSESSED, False, np.zeros(0, dtype=np.int64)
+    else:
+        risk = profile.effective_risk_class(now)
+        consent = profile.consent
+        held = catalog.positions(profile.held)
+    allowed = allowed_row(risk, catalog.risk_level, catalog.active, held, exclude_held=exclude_held)
+    return Gate(allowed, personalisation_allowed(consent), risk)
+
+
+class RecommendationService:
+    """Builds recommendation lists from the in-memory serving state."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: object,  # CatalogHolder-like: has ``current``
+        models: ModelStore,
+        promotions: PromotionBook,
+        precomputed: C.PrecomputedSource | None = None,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.models = models
+        self.promotions = promotions
+        self.precomputed: C.PrecomputedSource = precomputed or C.NoPrecomputed()
+        self._hold_weight = float(
+            max(
+                (settings.event_weights.get(t, 0.0) for t in settings.holding_event_types),
+                default=1.0,
+            )
+        )
+
+    def ready(self) -> tuple[bool, dict[str, object]]:
+        """Ready when a catalogue is loaded (then at least the fallback can serve)."""
+        snapshot = getattr(self.catalog, "current", None)
+        detail: dict[str, object] = {"models": self.models.strategies}
+        if snapshot is None:
+            return False, {**detail, "reason": "no catalogue loaded"}
+        return True, {**detail, "products": snapshot.size}
+
+    def recommend(
+        self,
+        customer_id: str,
+        profile: Profile | None,
+        request: RecommendRequest,
+        *,
+        degraded: bool = False,
+        now: datetime | None = None,
+    ) -> Recommendation:
+        """The list for one customer. ``profile=None`` means unreadable: fail closed."""
+        catalog: CatalogSnapshot | None = getattr(self.catalog, "current", None)
+        if catalog is None:
+            raise NothingToServe("no product catalogue is loaded")
+        now = now or datetime.now(UTC)
+        k = request.k
+        exclude_held = request.placement not in self.settings.placements_showing_held
+        decision = gate(profile, catalog, now, exclude_held=exclude_held)
+        degraded = degraded or profile is None
+        limit = k * 4 + 8
+        cands = self._candidates(customer_id, profile, decision, catalog, request, limit)
+        items = self._assemble(cands, decision, catalog, request, profile, now)
+        return Recommendation(
+            recommendation_id=uuid.uuid4().hex,
+            customer_id=customer_id,
+            strategy=cands.strategy,
+            model_version=cands.model_version,
+            served_from=cands.served_from,
+            degraded=degraded or bool(cands.extra.get("degraded")),
+            items=items,
+            served_at=now,
+        )
+
+    # ---- candidates ------------------------------------------------------------------------
+    def _candidates(
+        self,
+        customer_id: str,
+        profile: Profile | None,
+        decision: Gate,
+        catalog: CatalogSnapshot,
+        request: RecommendRequest,
+        limit: int,
+    ) -> C.Candidates:
+        segment = profile.segment if profile is not None else None
+        if profile is None or not decision.personalised:
+            # Non-personalised: overall popularity only (a segment is personal data too).
+            return C.popular(catalog, decision.allowed, None, limit)
+        strategy = request.strategy or self.settings.default_strategy
+        entry = self.precomputed.lookup(customer_id, strategy)
+        if entry is not None:
+            loaded = self.models.get(entry.strategy)
+            if loaded is None or loaded.version == entry.model_version:
+                return C.from_precomputed(entry, catalog, decision.allowed)
+        loaded = self.models.choose(request.strategy, self.settings.default_strategy)
+        tried: set[str] = set()
+        if loaded is not None:
+            tried.add(loaded.strategy)
+            try:
+                return C.live(loaded, profile, catalog, decision.allowed, limit, self._hold_weight)
+            except ColdStartUnsupported:
+                pass
+            except Exception:  # a broken model must not fail the request: fall back
+                log.exception("live scoring failed for strategy %s", loaded.strategy)
+            # Cold-start routing: a customer the model never saw goes to a model that can.
+            for other in self.models.cold_candidates():
+                if other.strategy in tried:
+                    continue
+                tried.add(other.strategy)
+                try:
+                    return C.live(
+                        other, profile, catalog, decision.allowed, limit, self._hold_weight
+                    )
+                except ColdStartUnsupported:
+                    continue
+                except Exception:
+                    log.exception("cold-start scoring failed for strategy %s", other.strategy)
+        return C.popular(catalog, decision.allowed, segment, limit)
+
+    # ---- caps, promotions, backfill, reasons ----------------------------------------------
+    def _assemble(
+        self,
+        cands: C.Candidates,
+        decision: Gate,
+        catalog: CatalogSnapshot,
+        request: RecommendRequest,
+        profile: Profile | None,
+        now: datetime,
+    ) -> list[Item]:
+        k = request.k
+        cap = self.settings.category_cap
+        allowed = decision.allowed
+        categories = catalog.category_codes
+        # Re-apply the gate whatever the source said: nothing unsuitable passes this line.
+        keep = allowed[cands.positions] if cands.positions.size else np.zeros(0, dtype=bool)
+        positions = cands.positions[keep]
+        scores = cands.scores[keep]
+        why = [r for r, ok in zip(cands.reasons, keep.tolist(), strict=True) if ok]
+        score_of = dict(zip(positions.tolist(), scores.tolist(), strict=True))
+        reasons_of = dict(zip(positions.tolist(), why, strict=True))
+
+        promos = self.promotions.active(request.placement, now)
+        promoted: set[int] = set()
+        pins: list[tuple[int, int]] = []
+        order = positions
+        if promos:
+            order, pins, promoted = self._promote(
+                promos, positions, scores, score_of, catalog, allowed
+            )
+        pinned = [p for _, p in pins]
+        chosen = select_with_category_cap(order, categories, k, cap, already=pinned)
+        if len(pinned) + len(chosen) < k:
+            chosen += self._backfill(
+                catalog, allowed, profile, decision, k, cap, pinned + chosen, reasons_of, score_of
+            )
+        final = self._place_pins(chosen, pins, k)
+        items = []
+        for rank, pos in enumerate(final, start=1):
+            reasons = list(reasons_of.get(pos, []))
+            if not decision.personalised:
+                reasons = [R.reason(R.NON_PERSONALISED)]
+            if pos in promoted:
+                reasons.append(R.reason(R.PROMOTION))
+            if not request.explain:
+                reasons = [r for r in reasons if r["code"] in R.DISCLOSURES]
+            items.append(
+                Item(
+                    pos,
+                    str(catalog.product_ids[pos]),
+                    catalog.names[pos],
+                    catalog.categories[pos],
+                    rank,
+                    round(float(score_of.get(pos, 0.0)), 6),
+                    reasons,
+                )
+            )
+        return items
+
+    @staticmethod
+    def _promote(
+        promos: list[Promotion],
+        positions: np.ndarray,
+        scores: np.ndarray,
+        score_of: dict[int, float],
+        catalog: CatalogSnapshot,
+        allowed: np.ndarray,
+    ) -> tuple[np.ndarray, list[tuple[int, int]], set[int]]:
+        finite = scores[np.isfinite(scores)]
+        lo = float(finite.min()) if finite.size else 0.0
+        spread = float(finite.max() - lo) if finite.size > 1 else 1.0
+        spread = spread if spread > 0 else 1.0
+        promoted: set[int] = set()
+        pins: dict[int, int] = {}
+        for promo in promos:
+            pos = catalog.index.get(promo.product_id)
+            if pos is None or not allowed[pos]:
+                continue  # a campaign never overrides the policy gate
+            if promo.boost > 0:
+                score_of[pos] = score_of.get(pos, lo) + promo.boost * spread
+                promoted.add(pos)
+            if promo.pin_rank is not None and pos not in pins:
+                pins[pos] = promo.pin_rank
+                promoted.add(pos)
+        if any(p not in set(positions.tolist()) for p in promoted):
+            positions = np.concatenate(
+                [
+                    positions,
+                    np.asarray(
+                        [p for p in promoted if p not in set(positions.tolist())], dtype=np.int64
+                    ),
+                ]
+            )
+        ranked = sorted(positions.tolist(), key=lambda p: (-score_of.get(p, lo), p))
+        pin_list = sorted(((rank, pos) for pos, rank in pins.items()))
+        return np.asarray(ranked, dtype=np.int64), pin_list, promoted
+
+    @staticmethod
+    def _place_pins(chosen: list[int], pins: list[tuple[int, int]], k: int) -> list[int]:
+        final = [p for p in chosen if p not in {pos for _, pos in pins}]
+        for rank, pos in pins:
+            final.insert(min(rank - 1, len(final)), pos)
+        return final[:k]
+
+    @staticmethod
+    def _backfill(
+        catalog: CatalogSnapshot,
+        allowed: np.ndarray,
+        profile: Profile | None,
+        decision: Gate,
+        k: int,
+        cap: int | None,
+        taken: list[int],
+        reasons_of: dict[int, list[R.Reason]],
+        score_of: dict[int, float],
+    ) -> list[int]:
+        """Fill to ``k`` from popularity, within caps first and then without them."""
+        segment = profile.segment if (profile is not None and decision.personalised) else None
+        pool = C.popular(catalog, allowed, segment, catalog.size)
+        for pos, why, score in zip(
+            pool.positions.tolist(), pool.reasons, pool.scores.tolist(), strict=True
+        ):
+            reasons_of.setdefault(pos, why)
+            score_of.setdefault(pos, score)
+        added = select_with_category_cap(
+            pool.positions, catalog.category_codes, k, cap, already=taken
+        )
+        if len(taken) + len(added) < k and cap is not None:
+            added += select_with_category_cap(
+                pool.positions, catalog.category_codes, k, None, already=taken + added
+            )
+        return added
