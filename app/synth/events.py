@@ -1,0 +1,245 @@
+"""The event log: sessions drawn window by window, each walking the view → click → apply →
+purchase funnel, plus a snapshot of what long-standing customers already held when the log began.
+
+Windows are consecutive slices of the log; every window has its own random stream and its
+events are sorted by time before the next window starts, so the whole log comes out
+time-ordered while memory holds one window at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from app.synth.affinity import affinity
+from app.synth.catalogue import Catalogue
+from app.synth.config import SECONDS_PER_DAY, SynthConfig
+from app.synth.customers import _CHANNEL_MIX, CHANNELS, Population
+from app.synth.formatting import TIMESTAMP, id_width, prefixed_ids
+
+# Within one second, earlier funnel steps sort first.
+EVENT_TYPES = ("hold", "view", "click", "apply", "purchase")
+HOLD, VIEW, CLICK, APPLY, PURCHASE = range(len(EVENT_TYPES))
+_EVENT_STREAM = 3
+_MONTH = 30.44 * SECONDS_PER_DAY
+EXPLORE = 0.12  # share of views that come from banners and browsing, not from taste
+_WINDOW_EVENTS = 1_500_000
+# Measured on generated banks: events per session (after unavailable products drop out) and
+# snapshot holdings per long-standing customer; they turn a target event count into a rate.
+EVENTS_PER_SESSION = 1.42
+HOLDS_PER_CUSTOMER = 0.98
+# Credit and insurance need underwriting, so fewer applications end in a purchase.
+_CONVERSION = {"loan": 0.6, "insurance": 0.8, "card": 1.1}
+_DECISION_DAYS = {"loan": 6.0, "insurance": 3.0, "wealth": 2.0, "fund": 1.0}
+
+
+class _Part(NamedTuple):
+    """Events of one funnel step, aligned arrays; ``value`` is None when the step has none."""
+
+    when: npt.NDArray[np.int64]
+    kind: int
+    who: npt.NDArray[np.int32]
+    what: npt.NDArray[np.intp]
+    channel: npt.NDArray[np.int8]
+    value: npt.NDArray[np.float64] | None
+
+
+def _typical_affinity(
+    population: Population, catalogue: Catalogue, content: npt.NDArray[np.float32]
+) -> float:
+    """Mean affinity of the products customers look at; funnel probabilities centre on it."""
+    sample = min(len(population), 50_000)
+    considered = population.considered[:sample]
+    who = np.repeat(np.arange(sample), considered.shape[1])
+    scores = affinity(
+        population.latent[who], population.profile[who], considered.ravel().astype(np.intp),
+        catalogue, content,
+    )  # fmt: skip
+    cum = population.considered_cum[:sample]
+    weights = np.diff(cum, axis=1, prepend=0.0).ravel()
+    return float(np.average(scores, weights=weights))
+
+
+def _sigmoid(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class EventModel:
+    """Everything the window generator reads, prepared once."""
+
+    config: SynthConfig
+    catalogue: Catalogue
+    population: Population
+    content: npt.NDArray[np.float32]
+    customer_ids: pa.Array
+    rate: npt.NDArray[np.float64]
+    bounds: npt.NDArray[np.int64]
+    id_width: int
+    centre: float
+
+    @classmethod
+    def prepare(
+        cls,
+        config: SynthConfig,
+        catalogue: Catalogue,
+        population: Population,
+        content: npt.NDArray[np.float32],
+        customer_ids: pa.Array,
+    ) -> EventModel:
+        start, end = config.start_s, config.end_s
+        months_active = np.clip(population.active_to - population.active_from, 0, None) / _MONTH
+        exposure = float(np.sum(population.activity * months_active, dtype=np.float64))
+        target = config.events_per_customer * len(population)
+        holders = float(np.count_nonzero(population.tenure_years * 365.25 * SECONDS_PER_DAY
+                                         > end - start))  # fmt: skip
+        sessions = max(target - HOLDS_PER_CUSTOMER * holders, 0.1 * target) / EVENTS_PER_SESSION
+        rate = population.activity * (sessions / max(exposure, 1e-9))
+        n_windows = max(config.months, int(np.ceil(target / _WINDOW_EVENTS)))
+        bounds = start + (np.arange(n_windows + 1, dtype=np.int64) * (end - start)) // n_windows
+        return cls(
+            config=config,
+            catalogue=catalogue,
+            population=population,
+            content=content,
+            customer_ids=customer_ids,
+            rate=rate.astype(np.float64),
+            bounds=bounds,
+            id_width=id_width(int(target * 3), 10),
+            centre=_typical_affinity(population, catalogue, content),
+        )
+
+    def tables(self) -> Iterator[pa.Table]:
+        """The log in file form, one time-ordered table per window."""
+        issued = 0
+        for window in range(len(self.bounds) - 1):
+            table = self._window(window, issued)
+            issued += table.num_rows
+            yield table
+
+    def _window(self, window: int, first_id: int) -> pa.Table:
+        rng = np.random.default_rng([self.config.seed, _EVENT_STREAM, window])
+        pop, cat = self.population, self.catalogue
+        lo, hi = int(self.bounds[window]), int(self.bounds[window + 1])
+        begin = np.maximum(pop.active_from, lo)
+        length = np.clip(np.minimum(pop.active_to, hi) - begin, 0, None)
+        counts = rng.poisson(self.rate * (length / _MONTH))
+        who = np.repeat(np.arange(len(pop), dtype=np.int32), counts)
+        n = len(who)
+        when = begin[who] + (rng.random(n) * length[who]).astype(np.int64)
+
+        slot = (rng.random(n, dtype=np.float32)[:, None] > pop.considered_cum[who]).sum(axis=1)
+        what = pop.considered[who, np.minimum(slot, pop.considered.shape[1] - 1)].astype(np.intp)
+        explore = rng.random(n) < EXPLORE
+        weights = np.exp(cat.popularity) * (cat.available_from < np.iinfo(np.int64).max)
+        cum = np.cumsum(weights / weights.sum())
+        what[explore] = np.minimum(
+            np.searchsorted(cum, rng.random(int(explore.sum()))), len(cat) - 1
+        )
+        live = (cat.available_from[what] <= when) & (when < cat.available_to[what])
+        who, when, what = who[live], when[live], what[live]
+        n = len(who)
+
+        centred = affinity(pop.latent[who], pop.profile[who], what, cat, self.content)
+        centred -= self.centre
+        above = np.clip(cat.risk[what] - pop.risk_tolerance[who], 0, None)
+        category = np.array(cat.categories)[cat.category[what]]
+        conversion = np.ones(n, np.float32)
+        decision = np.full(n, 0.5, np.float32)
+        for name, factor in _CONVERSION.items():
+            conversion[category == name] = factor
+        for name, days in _DECISION_DAYS.items():
+            decision[category == name] = days
+        # Customers rarely apply for, and are rarely sold, products above their risk appetite.
+        p_click = _sigmoid(-0.7 + 0.7 * centred)
+        p_apply = _sigmoid(-1.6 + 0.8 * centred) * np.where(above > 0, 0.1, 1.0)
+        p_buy = _sigmoid(0.0 + 0.5 * centred) * conversion * np.where(above > 0, 0.3, 1.0)
+        draws = rng.random((3, n), dtype=np.float32)
+        clicked = draws[0] < p_click
+        applied = clicked & (draws[1] < p_apply)
+        bought = applied & (draws[2] < np.minimum(p_buy, 1.0))
+
+        usual = rng.random(n) < 0.65
+        mix = np.cumsum(_CHANNEL_MIX[np.where(pop.digital[who], 0, 1)], axis=1)
+        drawn = (rng.random(n)[:, None] > mix).sum(axis=1)
+        channel = np.where(usual, pop.channel[who], drawn).astype(np.int8)
+        at_branch = rng.random(n) < 0.2
+
+        t_click = when + 5 + rng.exponential(90.0, n).astype(np.int64)
+        t_apply = t_click + 60 + rng.exponential(6 * 3_600.0, n).astype(np.int64)
+        t_buy = (
+            t_apply + 600 + (rng.exponential(1.0, n) * decision * SECONDS_PER_DAY).astype(np.int64)
+        )
+        value = np.round(cat.amount[what] * pop.wealth[who] ** 0.7 * rng.lognormal(0.0, 0.5, n), 2)
+
+        parts = [
+            self._holds(rng) if window == 0 else None,
+            _Part(when, VIEW, who, what, channel, None),
+            _Part(t_click[clicked], CLICK, who[clicked], what[clicked], channel[clicked], None),
+            _Part(t_apply[applied], APPLY, who[applied], what[applied], channel[applied], None),
+            _Part(
+                t_buy[bought],
+                PURCHASE,
+                who[bought],
+                what[bought],
+                np.where(at_branch, CHANNELS.index("branch"), channel)[bought],
+                value[bought],
+            ),
+        ]
+        return self._assemble([p for p in parts if p is not None], hi, first_id)
+
+    def _holds(self, rng: np.random.Generator) -> _Part:
+        """What customers who joined before the log began already held at its start."""
+        pop, cat = self.population, self.catalogue
+        start = self.config.start_s
+        before = pop.active_from == start
+        before &= pop.tenure_years * 365.25 * SECONDS_PER_DAY > self.config.end_s - start
+        counts = np.where(before, rng.poisson(0.8 + 0.4 * np.minimum(pop.wealth, 3.0)), 0)
+        who = np.repeat(np.arange(len(pop), dtype=np.int32), np.minimum(counts, 4))
+        slot = (rng.random(len(who), dtype=np.float32)[:, None] > pop.considered_cum[who]).sum(1)
+        what = pop.considered[who, np.minimum(slot, pop.considered.shape[1] - 1)].astype(np.intp)
+        above = cat.risk[what] > pop.risk_tolerance[who]
+        keep = (cat.available_from[what] <= start) & (start < cat.available_to[what])
+        keep &= ~above | (rng.random(len(who)) < 0.1)
+        key = np.unique(who[keep].astype(np.int64) * len(cat) + what[keep])
+        who, what = (key // len(cat)).astype(np.int32), (key % len(cat)).astype(np.intp)
+        n = len(who)
+        when = start + rng.integers(0, SECONDS_PER_DAY, n)
+        value = np.round(cat.amount[what] * pop.wealth[who] ** 0.7 * rng.lognormal(0.0, 0.6, n), 2)
+        return _Part(when, HOLD, who, what, np.full(n, -1, np.int8), value)
+
+    def _assemble(self, parts: list[_Part], end: int, first_id: int) -> pa.Table:
+        when = np.minimum(np.concatenate([p.when for p in parts]), end - 1)
+        kind = np.concatenate([np.full(len(p.who), p.kind, np.int8) for p in parts])
+        who = np.concatenate([p.who for p in parts])
+        what = np.concatenate([p.what for p in parts])
+        channel = np.concatenate([p.channel for p in parts])
+        value = np.concatenate(
+            [np.full(len(p.who), np.nan) if p.value is None else p.value for p in parts]
+        )
+        # Parts are concatenated in funnel order and each is in customer order, so a stable
+        # sort on time alone breaks ties by funnel step, then customer.
+        order = np.argsort(when, kind="stable")
+        when, kind, who, what = when[order], kind[order], who[order], what[order]
+        channel, value = channel[order], value[order]
+        n = len(order)
+        return pa.table(
+            {
+                "event_id": prefixed_ids(
+                    "E", np.arange(first_id + 1, first_id + n + 1, dtype=np.int64), self.id_width
+                ),
+                "customer_id": self.customer_ids.take(pa.array(who)),
+                "product_id": self.catalogue.product_ids.take(pa.array(what.astype(np.int32))),
+                "event_type": pa.array(EVENT_TYPES, pa.string()).take(pa.array(kind)),
+                "occurred_at": pa.array(when, TIMESTAMP),
+                "value": pa.array(value, pa.float64(), mask=np.isnan(value)),
+                "channel": pa.array(CHANNELS, pa.string()).take(
+                    pa.array(channel, mask=channel < 0)
+                ),
+            }
+        )
