@@ -74,7 +74,6 @@ def run_import(
                 _attempt(engine, settings, kind, info, options, sink, result, malformed)
         finally:
             sink.close()
-        result.rejects_path = rejects_path if sink.count else None
     except SourceError as exc:
         result.sha256 = result.sha256 or exc.sha256 or ""
         _record_refused(engine, result, started)
@@ -121,6 +120,7 @@ def _attempt(
                 watermark = _load(conn, settings, kind, info, options, sink, result, now, malformed)
                 result.rows_rejected = sink.count
                 result.first_rejects = list(sink.first)
+                result.rejects_path = sink.path if sink.count else None
                 if sink.count and not options.skip_invalid:
                     result.status = "refused"
                     raise InvalidRowsError(result)
