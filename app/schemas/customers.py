@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 # Clocks differ a little between the bank's systems and this one.
 _CLOCK_SKEW = timedelta(minutes=5)
@@ -34,21 +34,24 @@ class CustomerUpdate(BaseModel):
         default=None, description="Suitability class C1 (most cautious) to C5."
     )
     risk_assessed_at: AwareDatetime | None = Field(
-        default=None, description="When the risk class was assessed (ISO-8601 with offset)."
+        default=None,
+        validate_default=True,
+        description="When the risk class was assessed (ISO-8601 with offset).",
     )
     consent_personalization: bool = Field(
         default=True, description="False: only non-personalised suitable items are served."
     )
     features: dict[str, Any] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _assessment_comes_with_a_date(self) -> CustomerUpdate:
+    @field_validator("risk_assessed_at")
+    @classmethod
+    def _assessment_is_dated(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
         # A new risk class is a new assessment: without its date the policy could not expire it.
-        if self.risk_class is not None and self.risk_assessed_at is None:
-            raise ValueError("risk_assessed_at is required when risk_class is set")
-        if self.risk_assessed_at is not None and self.risk_assessed_at > _latest_allowed():
-            raise ValueError("risk_assessed_at lies in the future")
-        return self
+        if value is None and info.data.get("risk_class") is not None:
+            raise ValueError("required when risk_class is set")
+        if value is not None and value > _latest_allowed():
+            raise ValueError("lies in the future")
+        return value
 
 
 class CustomerPublic(BaseModel):

@@ -8,7 +8,7 @@ event types (e.g. purchase) also record the holding, which the policy gate exclu
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Customer, Holding, Interaction, Product
 from app.schemas.events import EventCreate, EventError, EventResultPublic, EventsPublic
+from app.settings import Settings
 
-InvalidateMany = Callable[[Iterable[str]], None]
+Invalidate = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,14 @@ class EventRules:
     event_types: frozenset[str]
     holding_event_types: frozenset[str]
     max_future_skew: timedelta = timedelta(minutes=5)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EventRules:
+        return cls(
+            event_types=frozenset(settings.event_weights),
+            holding_event_types=frozenset(settings.holding_event_types),
+            max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
+        )
 
 
 @dataclass
@@ -113,7 +122,7 @@ def ingest_events(
     rules: EventRules,
     *,
     now: datetime | None = None,
-    invalidate: InvalidateMany | None = None,
+    invalidate: Invalidate | None = None,
 ) -> EventsPublic:
     """Validate and store a batch; each event is accepted, a duplicate, or rejected with reasons.
 
@@ -177,8 +186,9 @@ def ingest_events(
     written = [row for _, row in writes if row["event_id"] in inserted]
     holders = _record_holdings(session, written, rules, customers)
     session.commit()
-    if invalidate is not None and holders:
-        invalidate(holders)
+    if invalidate is not None:
+        for customer_id in sorted(holders):
+            invalidate(customer_id)
 
     for index, row in writes:
         status = "accepted" if row["event_id"] in inserted else "duplicate"
