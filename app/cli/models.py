@@ -26,7 +26,7 @@ models_app = typer.Typer(
 )
 
 T = TypeVar("T")
-_HEADLINE_METRICS = ("ndcg@10", "validation_ndcg@10", "recall@10")
+_HEADLINE_METRICS = ("validation_ndcg@10", "tuning_ndcg@10", "ndcg@10")
 
 
 @contextmanager

@@ -120,6 +120,11 @@ def train(
     activate: bool = typer.Option(
         False, "--activate", help="Serve the new version for its algorithm's strategy."
     ),
+    validate: bool = typer.Option(
+        False,
+        "--validate",
+        help="First fit on all but the latest 20% of events and record validation metrics.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a model, save its artifact and register the new version."""
@@ -136,6 +141,7 @@ def train(
                 from_files=from_files,
                 data_overrides=data_overrides,
                 activate=activate,
+                validate=validate,
                 actor=os.environ.get("USER"),
                 on_stage=view,
             )

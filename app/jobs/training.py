@@ -9,6 +9,7 @@ disk *and* in the registry, or neither.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -32,9 +33,12 @@ from recommenders.artifacts import save_artifact, verify_artifact
 from recommenders.base import Recommender
 from recommenders.dataset import Dataset, DatasetConfig
 from recommenders.errors import DatasetError, UnknownAlgorithmError
+from recommenders.evaluation.report import BASELINE
+from recommenders.evaluation.runner import SplitSpec, evaluate_dataset
 from recommenders.registry import ALGORITHMS, get_algorithm
 
 StageCallback = Callable[[str], None]
+VALIDATION_K = 10
 
 
 @dataclass
@@ -182,11 +186,59 @@ def build_dataset(frames: TrainingFrames, config: DatasetConfig) -> Dataset:
 
 
 def _model_metrics(model: Recommender) -> dict[str, Any]:
-    """Metrics a model computed while fitting (e.g. the fusion's validation scores)."""
-    metrics = getattr(model, "metrics", None)
-    if isinstance(metrics, Mapping):
-        return {str(k): v for k, v in metrics.items()}
-    return {}
+    """Metrics a model computed while fitting (e.g. the fusion's tuned weights and score)."""
+    metrics: dict[str, Any] = {}
+    reported = getattr(model, "metrics", None)
+    if isinstance(reported, Mapping):
+        metrics.update({str(k): v for k, v in reported.items()})
+    tuned = getattr(model, "validation_ndcg", None)
+    if isinstance(tuned, float) and math.isfinite(tuned):
+        at = getattr(model.params, "tune_k", 10)
+        metrics[f"tuning_ndcg@{at}"] = round(tuned, 6)
+    weights = getattr(model, "member_weights", None)
+    if callable(weights):
+        metrics["member_weights"] = {str(k): float(v) for k, v in weights().items()}
+    return metrics
+
+
+def validation_metrics(
+    dataset: Dataset,
+    algorithm: str,
+    params: Mapping[str, Any],
+    k: int = VALIDATION_K,
+    test_fraction: float = 0.2,
+) -> dict[str, Any]:
+    """Hold out the last ``test_fraction`` of events (time split), fit, and score at ``k``.
+
+    Returns ``validation_<metric>@k`` for the model and ``validation_popularity_ndcg@k`` for
+    the baseline, so a registered version says how it compares before anyone activates it.
+    """
+    try:
+        report = evaluate_dataset(
+            dataset,
+            [algorithm],
+            params={algorithm: dict(params)},
+            split=SplitSpec(kind="time", test_fraction=test_fraction),
+            ks=[k],
+        )
+    except ValueError as exc:
+        raise TrainingDataError(f"cannot validate: {exc}") from exc
+    ours = report.result(algorithm).metrics[k]
+    metrics: dict[str, Any] = {
+        f"validation_{name}@{k}": round(float(value), 6)
+        for name, value in ours.items()
+        if math.isfinite(value)
+    }
+    baseline = report.result(BASELINE).metrics[k]["ndcg"]
+    if algorithm != BASELINE and math.isfinite(baseline):
+        metrics[f"validation_popularity_ndcg@{k}"] = round(float(baseline), 6)
+    metrics["validation_protocol"] = {
+        str(key): value
+        if isinstance(value, int | float | str | bool) or value is None
+        else str(value)
+        for key, value in report.protocol.items()
+    }
+    return metrics
 
 
 def publish_artifact(
@@ -225,13 +277,17 @@ def train(
     from_files: Path | None = None,
     data_overrides: Mapping[str, Any] | None = None,
     activate: bool = False,
+    validate: bool = False,
     actor: str | None = None,
     on_stage: StageCallback | None = None,
 ) -> TrainingResult:
     """Train ``algorithm`` on the current data, publish the artifact and register it.
 
-    With ``activate`` the new version serves its algorithm's strategy as soon as the
-    transaction commits (a pinned strategy is left alone and reported as an error).
+    With ``validate`` the model is first fitted on all but the latest 20% of events and scored
+    on the products customers newly took up after that (see :func:`validation_metrics`); the
+    published model is always fitted on all events. With ``activate`` the new version serves
+    its algorithm's strategy as soon as the transaction commits (a pinned strategy is left
+    alone and reported as an error).
     """
     model = build_model(algorithm, params)  # bad parameters fail before any data is read
     config = dataset_config(settings, data_overrides)
@@ -241,12 +297,16 @@ def train(
     with clock.stage("dataset", "building the dataset"):
         dataset = build_dataset(frames, config)
     del frames
+    metrics: dict[str, Any] = {}
+    if validate:
+        with clock.stage("validate", f"validating {algorithm} on a time split"):
+            metrics.update(validation_metrics(dataset, algorithm, model.params.model_dump()))
     with clock.stage("fit", f"fitting {algorithm}"):
         try:
             model.fit(dataset)
         except DatasetError as exc:
             raise TrainingDataError(str(exc)) from exc
-    metrics = _model_metrics(model)
+    metrics.update(_model_metrics(model))
     with clock.stage("save", "saving the artifact"):
         version, path, manifest = publish_artifact(
             model, settings, metrics=metrics, extra={"timings": dict(clock.timings)}

@@ -17,6 +17,7 @@ from app.services import registry
 from app.services.errors import InvalidParams, TrainingDataError
 from app.settings import Settings
 from recommenders.artifacts import artifact_hash, load_artifact
+from recommenders.registry import ALGORITHMS
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -199,6 +200,24 @@ def test_train_from_files_matches_db_fingerprint(
     with session_factory() as session:
         assert len(registry.list_versions(session)) == 2
         assert registry.active_versions(session) == {}
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_every_registered_algorithm_trains_and_loads(
+    settings: Settings, tmp_path: Path, algorithm: str
+) -> None:
+    result = training.train(settings, algorithm, from_files=write_frames_to_files(tmp_path / "d"))
+    model = load_artifact(result.artifact_path)
+    assert model.algorithm == algorithm
+    assert model.score(np.asarray([0, 6])).shape == (2, 7)
+
+
+def test_validate_records_holdout_metrics(settings: Settings, tmp_path: Path) -> None:
+    data = write_frames_to_files(tmp_path / "data")
+    result = training.train(settings, "popularity", from_files=data, validate=True)
+    assert 0.0 <= result.metrics["validation_ndcg@10"] <= 1.0
+    assert result.metrics["validation_protocol"]["kind"] == "time"
+    assert "validate" in result.timings
 
 
 def test_bad_params_fail_before_reading_data(settings: Settings) -> None:
