@@ -9,7 +9,7 @@ from recommenders.dataset import Dataset, DatasetConfig
 
 # Two blocks of products: savers take 0-2 (deposits), investors take 3-5 (funds).
 # Every customer holds two of their block's three products, so each block product is equally
-# popular inside its segment. Product 6 is a fund nobody has touched (cold product).
+# popular inside its segment. Product 6 is an insurance product nobody has touched (cold).
 BLOCK_A = ["P0", "P1", "P2"]
 BLOCK_B = ["P3", "P4", "P5"]
 PAIRS = [(0, 1), (0, 2), (1, 2)]
@@ -48,17 +48,9 @@ def tiny_frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         {
             "product_id": [f"P{i}" for i in range(7)],
             "name": [f"Product {i}" for i in range(7)],
-            "category": ["deposit"] * 3 + ["fund"] * 4,
-            "risk_level": ["R1", "R1", "R2", "R3", "R4", "R4", "R4"],
-            "tags": [
-                "safe|savings",
-                "safe|savings",
-                "safe|savings",
-                "growth|equity",
-                "growth|equity",
-                "growth|equity",
-                "growth|equity",
-            ],
+            "category": ["deposit"] * 3 + ["fund"] * 3 + ["insurance"],
+            "risk_level": ["R1", "R1", "R2", "R3", "R4", "R4", "R2"],
+            "tags": ["safe|savings"] * 3 + ["growth|equity"] * 3 + ["protection|family"],
         }
     )
     return pd.DataFrame(customers), products, pd.DataFrame(events)
