@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from app.jobs.importer.contract import MAX_AGE, MIN_AGE
+
 # Clocks differ a little between the bank's systems and this one.
 _CLOCK_SKEW = timedelta(minutes=5)
 
@@ -27,7 +29,7 @@ class CustomerUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     segment: str | None = Field(default=None, max_length=64)
-    age: int | None = Field(default=None, ge=0, le=130)
+    age: int | None = Field(default=None, ge=MIN_AGE, le=MAX_AGE)
     income_band: str | None = Field(default=None, max_length=32)
     channel: str | None = Field(default=None, max_length=32)
     risk_class: RiskClass | None = Field(

@@ -1,28 +1,36 @@
 """Interaction events from the channels: validated one by one, stored idempotently.
 
-An event is identified by its ``event_id``; without one, by a hash of its content (see
-``content_event_id``), so a channel that retries a batch never counts an event twice. Holding
-event types (e.g. purchase) also record the holding, which the policy gate excludes.
+The rules are the import rules (:mod:`app.jobs.importer.rules`): the same parsing of timestamps
+and values, the same event types, and the same content hash for an event sent without an
+``event_id``, so an event that arrives here and again in a nightly import file is stored once.
+Holding event types (e.g. purchase) also record the holding, which the policy gate excludes.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
+import numpy as np
+import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.db.models import Customer, Holding, Interaction, Product
-from app.schemas.events import EventCreate, EventError, EventResultPublic, EventsPublic
+from app.jobs.importer.contract import CONTRACTS, ImportKind
+from app.jobs.importer.rules import KeyMap, RuleContext, check
+from app.schemas.events import EventError, EventResultPublic, EventsPublic
 from app.settings import Settings
 
 Invalidate = Callable[[str], None]
+
+_COLUMNS = CONTRACTS[ImportKind.INTERACTIONS].known
+_DUPLICATE = "duplicate event_id"
+# Import messages tell a file's author what to load first; an API caller needs only the fact.
+_IMPORT_HINTS = (" (import customers first)", " (import products first)")
 
 
 @dataclass(frozen=True)
@@ -42,80 +50,6 @@ class EventRules:
         )
 
 
-@dataclass
-class _Pending:
-    index: int
-    event: EventCreate
-    event_id: str
-    errors: list[EventError] = field(default_factory=list)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """Naive timestamps are taken as UTC, the convention of every finrec input."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def content_event_id(
-    customer_id: str,
-    product_id: str,
-    event_type: str,
-    occurred_at: datetime,
-    value: float | None = None,
-) -> str:
-    """The idempotency key of an event that came without one: sha256 of its content.
-
-    The same event sent twice (same customer, product, type, instant and value) gets the same key;
-    the timestamp is normalised to UTC microseconds so ISO and unix-seconds forms agree.
-    """
-    moment = as_utc(occurred_at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    amount = "" if value is None else repr(float(value))
-    payload = "\x1f".join((customer_id, product_id, event_type, moment, amount))
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def validate_event(
-    raw: Any, rules: EventRules, now: datetime
-) -> tuple[EventCreate | None, list[EventError]]:
-    """Check one event's shape and values (not yet whether its customer and product exist)."""
-    try:
-        event = EventCreate.model_validate(raw)
-    except ValidationError as exc:
-        return None, [
-            EventError(
-                field=".".join(str(p) for p in err["loc"]) or "event",
-                message=err["msg"],
-            )
-            for err in exc.errors()
-        ]
-    errors: list[EventError] = []
-    if event.event_type not in rules.event_types:
-        known = ", ".join(sorted(rules.event_types))
-        errors.append(
-            EventError(
-                field="event_type", message=f"unknown event type {event.event_type!r} ({known})"
-            )
-        )
-    occurred_at = as_utc(event.occurred_at)
-    if occurred_at > now + rules.max_future_skew:
-        errors.append(EventError(field="occurred_at", message="lies in the future"))
-    return event.model_copy(update={"occurred_at": occurred_at}), errors
-
-
-def _ids(session: Session, model: type[Customer] | type[Product], ext: set[str]) -> dict[str, int]:
-    column = model.customer_id if model is Customer else model.product_id  # type: ignore[union-attr]
-    if not ext:
-        return {}
-    rows = session.execute(select(column, model.id).where(column.in_(ext))).all()
-    return {str(e): int(pk) for e, pk in rows}
-
-
-def _insert(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
-    """An INSERT that can skip conflicting rows (both supported backends speak ON CONFLICT)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 def ingest_events(
     session: Session,
     raw_events: Sequence[Any],
@@ -126,74 +60,42 @@ def ingest_events(
 ) -> EventsPublic:
     """Validate and store a batch; each event is accepted, a duplicate, or rejected with reasons.
 
-    Accepted events and the holdings they imply are written in one transaction. Customers whose
+    Accepted events and the holdings they imply are written in one transaction; customers whose
     holdings changed are handed to ``invalidate`` after the commit.
     """
     now = now or datetime.now(UTC)
-    results: list[EventResultPublic | None] = [None] * len(raw_events)
-    pending: list[_Pending] = []
-    seen: set[str] = set()
+    results: dict[int, EventResultPublic] = {}
+    shaped: list[int] = []
     for index, raw in enumerate(raw_events):
-        event, errors = validate_event(raw, rules, now)
-        if event is None or errors:
-            event_id = event.event_id if event is not None else None
-            results[index] = EventResultPublic(
-                index=index, event_id=event_id, status="rejected", errors=errors
-            )
-            continue
-        event_id = event.event_id or content_event_id(
-            event.customer_id, event.product_id, event.event_type, event.occurred_at, event.value
-        )
-        if event_id in seen:
-            results[index] = EventResultPublic(index=index, event_id=event_id, status="duplicate")
-            continue
-        seen.add(event_id)
-        pending.append(_Pending(index, event, event_id))
-
-    customers = _ids(session, Customer, {p.event.customer_id for p in pending})
-    products = _ids(session, Product, {p.event.product_id for p in pending})
-    stored = _stored_event_ids(session, [p.event_id for p in pending])
-
-    writes: list[tuple[int, dict[str, Any]]] = []
-    for item in pending:
-        event = item.event
-        if event.customer_id not in customers:
-            item.errors.append(EventError(field="customer_id", message="unknown customer"))
-        if event.product_id not in products:
-            item.errors.append(EventError(field="product_id", message="unknown product"))
-        if item.errors:
-            results[item.index] = EventResultPublic(
-                index=item.index, event_id=item.event_id, status="rejected", errors=item.errors
-            )
-        elif item.event_id in stored:
-            results[item.index] = EventResultPublic(
-                index=item.index, event_id=item.event_id, status="duplicate"
+        errors = _shape_errors(raw)
+        if errors:
+            event_id = raw.get("event_id") if isinstance(raw, dict) else None
+            results[index] = _rejected(
+                index, event_id if isinstance(event_id, str) else None, errors
             )
         else:
-            row = {
-                "event_id": item.event_id,
-                "customer_pk": customers[event.customer_id],
-                "product_pk": products[event.product_id],
-                "event_type": event.event_type,
-                "value": event.value,
-                "occurred_at": event.occurred_at,
-                "channel": event.channel,
-                "recommendation_id": event.recommendation_id,
-            }
-            writes.append((item.index, row))
+            shaped.append(index)
 
-    inserted = _insert_new(session, [row for _, row in writes])
-    written = [row for _, row in writes if row["event_id"] in inserted]
-    holders = _record_holdings(session, written, rules, customers)
+    writes: list[tuple[int, str, dict[str, Any]]] = []  # (index, customer_id, row)
+    if shaped:
+        for index, outcome in _check(session, [raw_events[i] for i in shaped], rules, now):
+            if isinstance(outcome, EventResultPublic):
+                results[shaped[index]] = outcome.model_copy(update={"index": shaped[index]})
+            else:
+                writes.append((shaped[index], *outcome))
+
+    inserted = _insert_new(session, [row for _, _, row in writes])
+    written = [(cid, row) for _, cid, row in writes if row["event_id"] in inserted]
+    holders = _record_holdings(session, written, rules)
     session.commit()
     if invalidate is not None:
         for customer_id in sorted(holders):
             invalidate(customer_id)
 
-    for index, row in writes:
+    for index, _, row in writes:
         status = "accepted" if row["event_id"] in inserted else "duplicate"
         results[index] = EventResultPublic(index=index, event_id=row["event_id"], status=status)
-    final = [r for r in results if r is not None]
+    final = [results[i] for i in range(len(raw_events))]
     return EventsPublic(
         accepted=sum(r.status == "accepted" for r in final),
         duplicate=sum(r.status == "duplicate" for r in final),
@@ -202,11 +104,124 @@ def ingest_events(
     )
 
 
+def _check(
+    session: Session, events: list[dict[str, Any]], rules: EventRules, now: datetime
+) -> list[tuple[int, EventResultPublic | tuple[str, dict[str, Any]]]]:
+    """Run the import rules over the batch; per event a result, or a row ready to insert."""
+    frame = pd.DataFrame(
+        {
+            column: pd.Series(
+                [None if e.get(column) is None else str(e[column]) for e in events], dtype="str"
+            )
+            for column in _COLUMNS
+        }
+    )
+    customers = _key_map(session, Customer.customer_id, Customer.id, frame["customer_id"])
+    products = _key_map(session, Product.product_id, Product.id, frame["product_id"])
+    ctx = RuleContext(
+        latest_allowed=now + rules.max_future_skew,
+        event_types=tuple(sorted(rules.event_types)),
+        customers=customers,
+        products=products,
+    )
+    checked = check(ImportKind.INTERACTIONS, frame, np.arange(len(events)), ctx)
+    reasons = checked.problems.reasons()
+    clean = checked.clean
+    event_ids = [None if pd.isna(x) else str(x) for x in clean["event_id"].tolist()]
+    stored = _stored_event_ids(
+        session, [e for pos, e in enumerate(event_ids) if e is not None and pos not in reasons]
+    )
+    customer_ids = dict(zip(customers.pks.tolist(), customers.external.tolist(), strict=True))
+
+    out: list[tuple[int, EventResultPublic | tuple[str, dict[str, Any]]]] = []
+    for pos, event_id in enumerate(event_ids):
+        reason = reasons.get(pos)
+        if reason is not None:
+            parts = reason.split("; ")
+            if all(part.startswith(_DUPLICATE) for part in parts):
+                # A repeat inside the batch: the first occurrence decides.
+                out.append(
+                    (pos, EventResultPublic(index=pos, event_id=event_id, status="duplicate"))
+                )
+            else:
+                errors = [EventError(field=_field_of(p), message=_api_wording(p)) for p in parts]
+                out.append((pos, _rejected(pos, event_id, errors)))
+        elif event_id in stored:
+            out.append((pos, EventResultPublic(index=pos, event_id=event_id, status="duplicate")))
+        else:
+            row = _row(clean.iloc[pos])
+            out.append((pos, (str(customer_ids[row["customer_pk"]]), row)))
+    return out
+
+
+def _shape_errors(raw: Any) -> list[EventError]:
+    """What must hold before an event joins the batch: an object of known fields and scalars."""
+    if not isinstance(raw, dict):
+        return [EventError(field="event", message="an event must be a JSON object")]
+    errors = [
+        EventError(field=str(key), message="unknown field") for key in raw if key not in _COLUMNS
+    ]
+    for key, value in raw.items():
+        if key in _COLUMNS and (
+            isinstance(value, bool) or not (value is None or isinstance(value, str | int | float))
+        ):
+            errors.append(EventError(field=key, message="must be a string or a number"))
+    return errors
+
+
+def _rejected(index: int, event_id: str | None, errors: list[EventError]) -> EventResultPublic:
+    return EventResultPublic(index=index, event_id=event_id, status="rejected", errors=errors)
+
+
+def _field_of(reason: str) -> str:
+    """The field an import-rule message is about (every message names its column)."""
+    return next((w for w in reason.split() if w in _COLUMNS), "event")
+
+
+def _api_wording(reason: str) -> str:
+    for hint in _IMPORT_HINTS:
+        reason = reason.replace(hint, "")
+    return reason
+
+
+def _key_map(session: Session, column: Any, pk: Any, wanted: pd.Series) -> KeyMap:
+    ids = sorted({str(x).strip() for x in wanted.dropna().tolist()})
+    if not ids:
+        return KeyMap.from_pairs([])
+    rows = session.execute(select(column, pk).where(column.in_(ids))).all()
+    return KeyMap.from_pairs([(str(e), int(p)) for e, p in rows])
+
+
+def _optional(value: Any) -> Any:
+    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
+
+
+def _row(clean: pd.Series) -> dict[str, Any]:
+    value = _optional(clean["value"])
+    return {
+        "event_id": str(clean["event_id"]),
+        "customer_pk": int(clean["customer_pk"]),
+        "product_pk": int(clean["product_pk"]),
+        "event_type": str(clean["event_type"]),
+        "value": None if value is None else float(value),
+        "occurred_at": pd.Timestamp(clean["occurred_at"]).to_pydatetime(),
+        "channel": _optional(clean["channel"]),
+        "recommendation_id": _optional(clean["recommendation_id"]),
+    }
+
+
 def _stored_event_ids(session: Session, event_ids: list[str]) -> set[str]:
     if not event_ids:
         return set()
     query = select(Interaction.event_id).where(Interaction.event_id.in_(event_ids))
     return set(session.scalars(query))
+
+
+def _insert(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can skip conflicting rows (both supported backends speak ON CONFLICT)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
@@ -224,17 +239,19 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
 
 
 def _record_holdings(
-    session: Session, rows: list[dict[str, Any]], rules: EventRules, customers: dict[str, int]
+    session: Session, written: list[tuple[str, dict[str, Any]]], rules: EventRules
 ) -> set[str]:
-    """Record the holdings implied by holding events; returns the customers whose holdings grew."""
+    """Record the holdings implied by holding events; returns the customers concerned."""
     earliest: dict[tuple[int, int], datetime] = {}
-    for row in rows:
+    holders: set[str] = set()
+    for customer_id, row in written:
         if row["event_type"] in rules.holding_event_types:
             key = (row["customer_pk"], row["product_pk"])
             moment = row["occurred_at"]
             earliest[key] = min(moment, earliest.get(key, moment))
+            holders.add(customer_id)
     if not earliest:
-        return set()
+        return holders
     values = [
         {"customer_pk": c, "product_pk": p, "source": "event", "since": since}
         for (c, p), since in earliest.items()
@@ -244,5 +261,4 @@ def _record_holdings(
         index_elements=["customer_pk", "product_pk"]
     )
     session.execute(statement, values)
-    by_pk = {pk: ext for ext, pk in customers.items()}
-    return {by_pk[c] for c, _ in earliest}
+    return holders
