@@ -12,8 +12,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.api import health, recommendations, similar
+from app.api import customers, events, health, models, products, recommendations, similar
 from app.api.errors import install_problem_handlers, problem_response
+from app.api.limits import BodySizeLimit
 from app.db.session import make_engine, make_session_factory
 from app.services.errors import DomainError
 from app.services.exposures import ExposureLog
@@ -138,11 +139,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(NothingToServe, _nothing_to_serve)
 
     # ---- middleware (body size limit etc.) goes here ---------------------------------------
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
 
     # ---- routers ---------------------------------------------------------------------------
     app.include_router(health.router)
     app.include_router(recommendations.router)
     app.include_router(similar.router)
-    # Customers, products, events and the model registry:
-    # app.include_router(customers.router) ... (one line per router)
+    app.include_router(customers.router)
+    app.include_router(products.router)
+    app.include_router(events.router)
+    app.include_router(models.router)
     return app
