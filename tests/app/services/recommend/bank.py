@@ -61,20 +61,32 @@ def frames(customers: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFra
     keep = customers or ["C1", "C2", "C3", "C4", "C5", "C6"]
     cust = pd.DataFrame(
         [
-            {"customer_id": c, "segment": s, "risk_class": r, "risk_assessed_at": a,
-             "consent_personalization": ok}
+            {
+                "customer_id": c,
+                "segment": s,
+                "risk_class": r,
+                "risk_assessed_at": a,
+                "consent_personalization": ok,
+            }
             for c, s, r, a, ok in CUSTOMERS
             if c in keep
         ]
     )
     prod = pd.DataFrame(
-        [{"product_id": p, "name": n, "category": c, "risk_level": r, "status": s}
-         for p, n, c, r, s in PRODUCTS]
+        [
+            {"product_id": p, "name": n, "category": c, "risk_level": r, "status": s}
+            for p, n, c, r, s in PRODUCTS
+        ]
     )
     rows = [
-        {"customer_id": c, "product_id": p, "event_type": "hold",
-         "occurred_at": (RECENT - timedelta(days=i)).isoformat()}
-        for c, held in HOLDINGS.items() if c in keep
+        {
+            "customer_id": c,
+            "product_id": p,
+            "event_type": "hold",
+            "occurred_at": (RECENT - timedelta(days=i)).isoformat(),
+        }
+        for c, held in HOLDINGS.items()
+        if c in keep
         for i, p in enumerate(held)
     ]
     return cust, prod, pd.DataFrame(rows)
@@ -91,20 +103,38 @@ def seed(session_factory: sessionmaker[Session]) -> None:
     with session_factory() as session, session.begin():
         products = {}
         for pid, name, category, level, status in PRODUCTS:
-            products[pid] = Product(product_id=pid, name=name, category=category,
-                                    risk_level=level, status=status, tags=[], features={})
+            products[pid] = Product(
+                product_id=pid,
+                name=name,
+                category=category,
+                risk_level=level,
+                status=status,
+                tags=[],
+                features={},
+            )
             session.add(products[pid])
         customers = {}
         for cid, segment, risk, assessed, consent in CUSTOMERS:
-            customers[cid] = Customer(customer_id=cid, segment=segment, risk_class=risk,
-                                      risk_assessed_at=assessed, consent_personalization=consent,
-                                      features={})
+            customers[cid] = Customer(
+                customer_id=cid,
+                segment=segment,
+                risk_class=risk,
+                risk_assessed_at=assessed,
+                consent_personalization=consent,
+                features={},
+            )
             session.add(customers[cid])
         session.flush()
         for cid, held in HOLDINGS.items():
             for pid in held:
-                session.add(Holding(customer_pk=customers[cid].id,
-                                    product_pk=products[pid].id, source="event", since=RECENT))
+                session.add(
+                    Holding(
+                        customer_pk=customers[cid].id,
+                        product_pk=products[pid].id,
+                        source="event",
+                        since=RECENT,
+                    )
+                )
 
 
 def publish(session_factory: sessionmaker[Session], model: object, directory: Path) -> str:
