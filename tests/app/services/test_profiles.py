@@ -1,0 +1,83 @@
+"""Profile cache: reads once, serves from memory, forgets on invalidation, fails loudly."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.models import Customer
+from app.services.errors import CustomerNotFound
+from app.services.profiles import ProfileCache, ProfileUnavailable
+from tests.app.services.recommend import bank
+
+
+@pytest.fixture
+def cache(session_factory: sessionmaker[Session]) -> ProfileCache:
+    bank.seed(session_factory)
+    return ProfileCache(session_factory, validity_months=24, max_size=3, ttl_seconds=60)
+
+
+def test_load_reads_profile_and_holdings(cache: ProfileCache) -> None:
+    assert cache.get("C2") is None
+    profile = cache.load("C2")
+    assert profile.risk_class == 3
+    assert profile.held == {"P01", "P04", "P05"}
+    assert profile.segment == "mass"
+    assert profile.effective_risk_class(bank.NOW) == 3
+    assert cache.get("C2") is profile
+
+
+def test_expired_assessment_counts_as_unassessed(cache: ProfileCache) -> None:
+    assert cache.load("C4").effective_risk_class(bank.NOW) == 0
+    assert cache.load("C5").effective_risk_class(bank.NOW) == 0
+
+
+def test_invalidate_makes_the_next_read_fresh(
+    cache: ProfileCache, session_factory: sessionmaker[Session]
+) -> None:
+    assert cache.load("C1").consent is True
+    with session_factory() as session, session.begin():
+        session.execute(
+            update(Customer)
+            .where(Customer.customer_id == "C1")
+            .values(consent_personalization=False)
+        )
+    assert cache.get("C1") is not None  # still cached until someone says otherwise
+    cache.invalidate("C1")
+    assert cache.get("C1") is None
+    assert cache.load("C1").consent is False
+    cache.invalidate(["C1", "C2"])  # several at once, as event ingestion does
+    assert cache.get("C1") is None
+
+
+def test_a_read_racing_an_invalidation_is_not_cached(cache: ProfileCache) -> None:
+    profile = cache.load("C3")
+    cache.invalidate("C3")
+    cache.put(profile, epoch=0)  # an epoch from before the invalidation
+    assert cache.get("C3") is None
+
+
+def test_lru_and_ttl(session_factory: sessionmaker[Session]) -> None:
+    bank.seed(session_factory)
+    now = [0.0]
+    cache = ProfileCache(
+        session_factory, validity_months=24, max_size=2, ttl_seconds=10, clock=lambda: now[0]
+    )
+    for cid in ("C1", "C2", "C3"):
+        cache.load(cid)
+    assert cache.get("C1") is None and len(cache) == 2
+    now[0] = 11.0
+    assert cache.get("C2") is None
+    assert cache.get_stale("C2") is not None
+
+
+def test_unknown_customer_and_unreachable_store(cache: ProfileCache) -> None:
+    with pytest.raises(CustomerNotFound):
+        cache.load("nobody")
+    broken = ProfileCache(
+        sessionmaker(bind=create_engine("sqlite:////nonexistent-dir/finrec.db")),
+        validity_months=24,
+    )
+    with pytest.raises(ProfileUnavailable):
+        broken.load("C1")
