@@ -30,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field, model_validator
 
-from recommenders.base import Arrays, ColdInput, ModelParams, Recommender
+from recommenders.base import DEFAULT_CHUNK, Arrays, ColdInput, ModelParams, Recommender
 from recommenders.dataset import Dataset
 from recommenders.errors import ColdStartUnsupported
 from recommenders.evaluation.metrics import accuracy_at_k
@@ -196,11 +196,11 @@ class FusionRecommender(Recommender):
         inner = dataset.with_events(split.train)
         members = {name: m.fit(inner) for name, m in self._new_members().items()}
         warm = np.diff(inner.interactions.tocsc().indptr) > 0
+        exclude = split.exclude[customers]
         blocks = [
-            self._normalise(name, members[name].score(customers), warm)
+            self._normalise(name, members[name].score(customers), warm, exclude)
             for name in self.member_names
         ]
-        exclude = split.exclude[customers]
         relevant = split.test[customers]
         k = self.params.tune_k
 
@@ -218,8 +218,20 @@ class FusionRecommender(Recommender):
         return weights
 
     # ---- scoring ---------------------------------------------------------------------------
-    def _normalise(self, name: str, scores: np.ndarray, warm: np.ndarray) -> _Block:
-        scores = np.asarray(scores, dtype=np.float32)
+    def _normalise(
+        self,
+        name: str,
+        scores: np.ndarray,
+        warm: np.ndarray,
+        exclude: sp.csr_matrix | None = None,
+    ) -> _Block:
+        """Per-customer normalised scores over the products this member serves.
+
+        Products in ``exclude`` (already held: never shown) are left out of the normalisation,
+        so each member's scale is set by the products that compete for the list.
+        """
+        scores = np.array(scores, dtype=np.float32)
+        apply_exclusions(scores, exclude)
         items = warm | (name in FEATURE_BASED)
         if not items.any():
             items = np.ones_like(warm)
@@ -251,6 +263,7 @@ class FusionRecommender(Recommender):
         customers: np.ndarray | None,
         history: sp.csr_matrix | None = None,
         features: sp.csr_matrix | None = None,
+        exclude: sp.csr_matrix | None = None,
     ) -> list[_Block]:
         """Normalised member scores for known ``customers`` or for unseen customers' inputs."""
         n = len(customers) if customers is not None else _rows(history, features)
@@ -276,7 +289,7 @@ class FusionRecommender(Recommender):
                     )
                 )
             else:
-                blocks.append(self._normalise(name, scores, self.warm_product))
+                blocks.append(self._normalise(name, scores, self.warm_product, exclude))
         return blocks
 
     def _score(self, customers: np.ndarray) -> np.ndarray:
@@ -300,6 +313,25 @@ class FusionRecommender(Recommender):
                 total += weight * self._normalise(name, raw, np.ones(self.n_products, bool)).values
         return total
 
+    def recommend(
+        self,
+        customers: np.ndarray,
+        k: int,
+        exclude: sp.spmatrix | sp.sparray | None = None,
+        allowed: np.ndarray | None = None,
+        chunk_size: int = DEFAULT_CHUNK,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`Recommender.recommend`; excluded products are also left out of the
+        per-member normalisation (see :meth:`_normalise`)."""
+        idx = self._check_customers(customers)
+        excl = None if exclude is None else sp.csr_matrix(exclude)
+
+        def block(start: int, end: int) -> np.ndarray:
+            part = None if excl is None else excl[start:end]
+            return _blend(self._blocks(idx[start:end], exclude=part), self.weights)[0]
+
+        return self._rank(block, len(idx), k, excl, allowed, chunk_size)
+
     def recommend_explained(
         self,
         customers: np.ndarray,
@@ -309,7 +341,8 @@ class FusionRecommender(Recommender):
     ) -> Explained:
         """Like :meth:`recommend`, plus each member's contribution to every returned item."""
         idx = self._check_customers(customers)
-        fused, parts = _blend(self._blocks(idx), self.weights, with_parts=True)
+        excl = None if exclude is None else sp.csr_matrix(exclude)
+        fused, parts = _blend(self._blocks(idx, exclude=excl), self.weights, with_parts=True)
         apply_exclusions(fused, exclude)
         fused = apply_allowed(fused, allowed)
         indices, scores = top_k(fused, k)
