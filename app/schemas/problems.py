@@ -23,10 +23,11 @@ class Problem(BaseModel):
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries documenting problem+json for each status (422 included)."""
+    # The schema is inlined: a ``model`` entry would be filed under application/json instead.
+    schema = Problem.model_json_schema()
     return {
         status: {
-            "model": Problem,
-            "content": {PROBLEM_MEDIA_TYPE: {}},
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": schema}},
             "description": "Problem details (RFC 9457)",
         }
         for status in sorted(set(statuses) | {422})
