@@ -204,3 +204,62 @@ class Campaign(Base):
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Experiment(Base):
+    """An A/B test: customers are bucketed by a hash of ``salt`` and their id (no stored state)."""
+
+    __tablename__ = "experiments"
+    __table_args__ = (
+        CheckConstraint("status IN ('draft','running','paused','stopped')", name="status"),
+        CheckConstraint("traffic >= 0 AND traffic <= 1", name="traffic_range"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    salt: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+    traffic: Mapped[float] = mapped_column(Float, default=1.0)
+    placements: Mapped[list[str]] = mapped_column(JSONType, default=list)  # empty = every one
+    allow_overlap: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ExperimentVariant(Base):
+    """One arm: the strategy that serves it and its share of the experiment's traffic."""
+
+    __tablename__ = "experiment_variants"
+    __table_args__ = (
+        UniqueConstraint("experiment_id", "name", name="uq_experiment_variants_name"),
+        CheckConstraint("role IN ('control','treatment','holdout')", name="role"),
+        CheckConstraint("weight > 0", name="weight_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    position: Mapped[int]  # order of the arms on the weight line; fixed once started
+    name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16), default="treatment")
+    weight: Mapped[float] = mapped_column(Float)
+    strategy: Mapped[str] = mapped_column(String(32))
+    model_version: Mapped[str | None] = mapped_column(String(96))
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    k: Mapped[int | None]
+
+
+class ExperimentChange(Base):
+    """The audit trail: every create, update and state change of an experiment."""
+
+    __tablename__ = "experiment_changes"
+    __table_args__ = (Index("ix_experiment_changes_experiment", "experiment_id", "changed_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str | None] = mapped_column(String(64))
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
