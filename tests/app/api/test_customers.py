@@ -78,3 +78,15 @@ def test_future_assessment_is_refused(client: TestClient) -> None:
     )
     assert response.status_code == 422
     assert "future" in response.text
+
+
+def test_profile_changes_reach_the_serving_cache_at_once(client: TestClient) -> None:
+    client.put("/v1/customers/c-7", json={"risk_class": "C3", "risk_assessed_at": ASSESSED})
+    profiles = client.app.state.profiles  # type: ignore[attr-defined]
+    assert profiles.load("c-7").consent is True
+    assert profiles.get("c-7") is not None
+
+    client.put("/v1/customers/c-7", json={"consent_personalization": False})
+    cached = profiles.get("c-7")
+    assert cached is None or cached.consent is False
+    assert profiles.load("c-7").consent is False

@@ -99,3 +99,19 @@ def test_unknown_product_and_bad_values(client: TestClient) -> None:
     assert bad.status_code == 422
     assert "risk_level" in bad.json()["detail"]
     assert client.get("/v1/products", params={"limit": 0}).status_code == 422
+
+
+def test_suspended_product_leaves_recommendations_on_the_next_request(client: TestClient) -> None:
+    client.put(
+        "/v1/customers/c-1", json={"risk_class": "C5", "risk_assessed_at": "2026-01-01T00:00:00Z"}
+    )
+    for pid in ("p-1", "p-2", "p-3"):
+        client.put(f"/v1/products/{pid}", json=product(name=pid), headers=ADMIN)
+    catalog = client.app.state.catalog  # type: ignore[attr-defined]
+    assert catalog.current.active[catalog.current.index["p-1"]]
+
+    client.patch("/v1/products/p-1/status", json={"status": "suspended"}, headers=ADMIN)
+    assert not catalog.current.active[catalog.current.index["p-1"]]
+    served = client.get("/v1/customers/c-1/recommendations", params={"k": 3})
+    assert served.status_code == 200, served.text
+    assert "p-1" not in {item["product_id"] for item in served.json()["items"]}
