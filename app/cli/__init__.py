@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from app.cli import db, openapi, serve
+from app.cli import evaluate as evaluate_cli
 from app.cli import importing as importing_cli
 from app.cli import models as models_cli
 from app.cli import train as train_cli
@@ -21,6 +22,7 @@ openapi.register(cli)
 serve.register(cli)
 train_cli.register(cli)
 models_cli.register(cli)
+evaluate_cli.register(cli)
 importing_cli.register(cli)
 
 

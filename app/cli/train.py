@@ -37,22 +37,31 @@ def exit_code_for(exc: DomainError) -> int:
     return EXIT_FAILURE
 
 
-class _StageView:
+class StageView:
     """Shows the running stage on a spinner and prints each finished stage with its time."""
 
     def __init__(self) -> None:
         self.status = console.status("starting", spinner="dots")
         self.current: str | None = None
+        self.rows: dict[str, str] = {}
         self.started = time.perf_counter()
 
     def __call__(self, message: str) -> None:
-        # Row counts update the reading stage; any other message starts a new stage.
-        if self.current is not None and not message.startswith("reading "):
+        kind, _, count = message.removeprefix("reading ").partition(": ")
+        if message.startswith("reading ") and count:
+            # Row counts while reading: one growing label for the reading stage.
+            self.rows[kind] = count.removesuffix(" rows")
+            self.current = "read " + " · ".join(f"{k} {n}" for k, n in self.rows.items())
+        else:
             self._finish()
-        if self.current is None or not message.startswith("reading "):
             self.current = message
             self.started = time.perf_counter()
-        self.status.update(f"{message} …")
+        self.status.update(f"{self.current} …")
+
+    def note(self, message: str) -> None:
+        """Close the running stage and print ``message`` as a result line."""
+        self._finish()
+        console.print(f"  {message}", highlight=False)
 
     def _finish(self) -> None:
         if self.current is not None:
@@ -60,7 +69,7 @@ class _StageView:
             console.print(f"[green]✓[/] {self.current} [dim]({elapsed:.1f}s)[/]", highlight=False)
         self.current = None
 
-    def __enter__(self) -> _StageView:
+    def __enter__(self) -> StageView:
         self.status.start()
         return self
 
@@ -132,7 +141,7 @@ def train(
     try:
         params = training.parse_param_pairs(param)
         data_overrides = training.parse_param_pairs(data_param)
-        view = _StageView() if not as_json else None
+        view = StageView() if not as_json else None
         with view or contextlib.nullcontext():
             result = training.train(
                 settings,

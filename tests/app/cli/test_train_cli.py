@@ -119,3 +119,43 @@ def test_models_commands_on_unknown_names(env: Path) -> None:
         result = runner.invoke(cli, ["models", *args])
         assert result.exit_code == EXIT_FAILURE, args
         assert "error:" in result.stderr
+
+
+@pytest.mark.parametrize("split", ["time", "random"])
+def test_evaluate_prints_the_table_and_saves_the_report(
+    env: Path, tmp_path: Path, split: str
+) -> None:
+    data = write_frames_to_files(tmp_path / "data")
+    out = tmp_path / "report"
+    options = ["--split", split, "--algorithms", "itemknn", "--k", "2,5", "--out", str(out)]
+    result = runner.invoke(
+        cli, ["evaluate", "--from-files", str(data), *options, "-p", "itemknn.neighbours=5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "nDCG@5" in result.stdout and "itemknn" in result.stdout
+    saved = json.loads((out / "report.json").read_text())
+    assert [r["name"] for r in saved["results"]] == ["popularity", "itemknn"]
+    assert saved["results"][1]["params"]["neighbours"] == 5
+    assert saved["protocol"]["kind"] == split
+    assert (out / "report.md").read_text().startswith("### Every model against popularity")
+    assert (out / "report.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--k", "ten"], EXIT_USAGE, "comma-separated integers"),
+        (["--split", "sideways"], EXIT_USAGE, "time or random"),
+        (["--cutoff", "yesterday"], EXIT_USAGE, "ISO date"),
+        (["--algorithms", "nope"], EXIT_USAGE, "unknown algorithm"),
+        (["--algorithms", "als", "-p", "bpr.factors=2"], EXIT_USAGE, "not evaluated"),
+        (["--cutoff", "2099-01-01"], EXIT_INVALID_DATA, "no customer with a test product"),
+    ],
+)
+def test_evaluate_errors_are_clear(
+    env: Path, tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
+    data = write_frames_to_files(tmp_path / "data")
+    result = runner.invoke(cli, ["evaluate", "--from-files", str(data), *args])
+    assert result.exit_code == code, result.output
+    assert message in result.stderr.replace("\n", " ")
