@@ -35,7 +35,7 @@ _SEGMENT: dict[str, _Weights] = {
     "private": {"category:wealth": 0.9, "private": 1.6, "premium": 0.9, "gold": 0.4,
                 "global": 0.3, "alternatives": 0.5, "everyday": -0.3, "youth": -1.5,
                 "cashback": -0.6},
-    "sme": {"business": 1.9, "category:loan": 0.3, "everyday": 0.2, "youth": -1.0,
+    "sme": {"business": 2.6, "category:loan": 0.3, "everyday": -0.2, "youth": -1.0,
             "senior": -0.8},
 }  # fmt: skip
 _AGE: tuple[_Weights, ...] = (

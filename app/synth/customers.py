@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -56,7 +57,6 @@ class Population:
     latent: npt.NDArray[np.float32]
     profile: npt.NDArray[np.int16]
     considered: npt.NDArray[np.int16]
-    considered_cum: npt.NDArray[np.float32]
 
     def __len__(self) -> int:
         return len(self.age)
@@ -66,6 +66,24 @@ class Population:
         return cls(
             **{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)}
         )
+
+
+def sample_rows(
+    rng: np.random.Generator, weights: npt.NDArray[np.floating[Any]], k: int
+) -> npt.NDArray[np.intp]:
+    """``k`` column indices per row, drawn with replacement in proportion to ``weights``.
+
+    One searchsorted over all rows at once: row ``i``'s cumulative weights are scaled into
+    ``[i, i + 1]``, so a single sorted array serves every row.
+    """
+    n, width = weights.shape
+    cum = np.cumsum(weights, axis=1, dtype=np.float64)
+    cum /= cum[:, -1:]
+    rows = np.arange(n, dtype=np.float64)[:, None]
+    flat = (cum + rows).ravel()
+    hits = np.searchsorted(flat, (rng.random((n, k)) + rows).ravel(), side="right")
+    columns = hits.reshape(n, k) - np.arange(n)[:, None] * width
+    return np.minimum(columns, width - 1)
 
 
 def _draw_chunk(
@@ -138,18 +156,12 @@ def _draw_chunk(
     age_band = np.searchsorted(AGE_BAND_EDGES, age, side="right").astype(np.int8)
     profile = profile_code(segment, age_band, income_band, dependants > 0, digital, risk_tolerance)
 
-    # Each customer looks at a handful of products they like: sampled without replacement in
-    # proportion to affinity (Gumbel top-k), so later sessions only choose within that set.
+    # Each customer's attention: a dozen draws from their own preference over products, so
+    # favourites recur; a session later picks one of these slots at random.
     logits = CF_WEIGHT * (latent @ catalogue.latent.T) + content[profile] + catalogue.popularity
-    logits[:, catalogue.available_from == np.iinfo(np.int64).max] = -np.inf
-    uniform = np.maximum(rng.random(logits.shape, dtype=np.float32), np.float32(1e-12))
-    perturbed = logits - np.log(-np.log(uniform))
-    k = min(CONSIDERED, logits.shape[1])
-    considered = np.argpartition(-perturbed, k - 1, axis=1)[:, :k]
-    chosen = np.take_along_axis(logits, considered, axis=1)
-    weights = np.exp(chosen - chosen.max(axis=1, keepdims=True))
-    cum = np.cumsum(weights, axis=1)
-    cum /= cum[:, -1:]
+    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+    weights[:, catalogue.available_from == np.iinfo(np.int64).max] = 0.0
+    considered = sample_rows(rng, weights, CONSIDERED)
 
     return Population(
         age=age,
@@ -172,7 +184,6 @@ def _draw_chunk(
         latent=latent,
         profile=profile,
         considered=considered.astype(np.int16),
-        considered_cum=cum.astype(np.float32),
     )
 
 
@@ -213,7 +224,7 @@ def customer_table(population: Population, ids: pa.Array, lo: int, hi: int) -> p
             "income_band": _labels(INCOME_BANDS, p["income_band"]),
             "channel": _labels(CHANNELS, p["channel"]),
             "consent_personalization": pa.array(p["consent"]),
-            "tenure_years": pa.array(np.round(p["tenure_years"].astype(np.float64), 1)),
+            "tenure_years": pa.array(np.round(p["tenure_years"].astype(np.float64), 2)),
             "digital_active": pa.array(p["digital"]),
             "dependants": pa.array(p["dependants"].astype(np.int32)),
         }

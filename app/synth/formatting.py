@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from app.synth.config import SECONDS_PER_DAY
 
@@ -100,12 +101,9 @@ def csv_ready(table: pa.Table) -> pa.Table:
     """Replace timestamp columns by their ISO-8601 text, which Arrow's CSV writer formats slowly."""
     for index, column in enumerate(table.columns):
         if pa.types.is_timestamp(column.type):
-            seconds = column.cast(TIMESTAMP).cast(pa.int64())
-            values = seconds.to_numpy(zero_copy_only=False)
-            valid = None
-            if seconds.null_count:
-                valid = seconds.is_valid().to_numpy(zero_copy_only=False)
-                values = np.where(valid, np.nan_to_num(values), 0).astype(np.int64)
+            seconds = pc.cast(column, TIMESTAMP, safe=False).cast(pa.int64())
+            values = pc.fill_null(seconds, 0).to_numpy()
+            valid = seconds.is_valid().to_numpy() if seconds.null_count else None
             text = iso_timestamps(values.astype(np.int64), valid)
             table = table.set_column(index, table.field(index).name, text)
     return table

@@ -187,9 +187,10 @@ def _file_form(frame: pd.DataFrame) -> pa.Table:
         if pa.types.is_large_string(kind):
             kind = pa.string()
         elif pa.types.is_timestamp(kind):
-            kind = TIMESTAMP if kind.tz is not None else pa.date32()
+            # Frames hold dates as naive midnights; everything else is a UTC instant.
+            kind = pa.date32() if field.name == "launch_date" else TIMESTAMP
         fields.append(pa.field(field.name, kind))
-    return table.cast(pa.schema(fields))
+    return table.cast(pa.schema(fields), safe=False)
 
 
 def write_bank(bank: Bank, out_dir: Path, fmt: Format = "csv") -> list[WrittenFile]:
