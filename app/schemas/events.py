@@ -26,7 +26,7 @@ class EventCreate(BaseModel):
     event_type: str = Field(
         min_length=1, max_length=32, description="One of the configured event types."
     )
-    occurred_at: datetime = Field(
+    occurred_at: datetime | float = Field(
         description="ISO-8601 (UTC assumed when no offset is given) or unix seconds."
     )
     value: float | None = Field(default=None, allow_inf_nan=False)
@@ -36,8 +36,8 @@ class EventCreate(BaseModel):
     )
 
 
-# Events are validated one by one so that one bad event never sinks the batch; the schema still
-# documents what each event must look like.
+# Events are validated one by one, by the import rules, so that one bad event never sinks the
+# batch; the schema documents what each event must look like.
 _EventItem = Annotated[dict[str, Any], WithJsonSchema(EventCreate.model_json_schema())]
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from app.jobs.importer.rules import content_event_ids
 from app.schemas.events import MAX_EVENTS_PER_BATCH
 from tests.app.api.conftest import ADMIN
 
@@ -96,3 +98,17 @@ def test_batch_size_is_bounded(bank: TestClient) -> None:
     too_many = bank.post("/v1/events", json={"events": [event()] * (MAX_EVENTS_PER_BATCH + 1)})
     assert too_many.status_code == 422
     assert "events" in too_many.json()["detail"]
+
+
+def test_events_without_an_id_get_the_import_content_hash(bank: TestClient) -> None:
+    body = post(bank, event(event_type="VIEW", value=2.5, channel="app"))
+    [result] = body["results"]
+    [expected] = content_event_ids(
+        pd.Series(["c-1"]),
+        pd.Series(["p-1"]),
+        pd.Series(["view"]),
+        pd.Series(pd.to_datetime([WHEN], utc=True)).astype("datetime64[us, UTC]"),
+        pd.Series([2.5]),
+        pd.Series(["app"]),
+    )
+    assert result["event_id"] == expected
