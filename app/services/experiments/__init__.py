@@ -1,0 +1,1 @@
+"""A/B experiments: definitions, deterministic assignment, results and offline replay."""
