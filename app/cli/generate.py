@@ -70,12 +70,12 @@ def generate(
         fail(f"cannot write to {out}: {exc}")
     seconds = time.perf_counter() - started
     window = f"{config.start_date} to {config.end_date} (exclusive)"
-    console.print(f"synthetic bank, seed {seed}, events {window}:", highlight=False)
+    console.print(f"synthetic bank, seed {seed}, events {window}:", highlight=False, soft_wrap=True)
     for item in written:
         console.print(
             f"  {item.path}  {item.rows:,} rows  {item.bytes / 1e6:,.1f} MB", highlight=False
         )
-    console.print(f"done in {seconds:.1f} s", highlight=False)
+    console.print(f"done in {seconds:.1f} s", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

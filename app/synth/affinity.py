@@ -133,7 +133,8 @@ def affinity(
     content: npt.NDArray[np.float32],
 ) -> npt.NDArray[np.float32]:
     """Affinity of each (customer, product) pair; arguments are aligned per pair."""
-    collaborative = np.einsum("ij,ij->i", customer_latent, catalogue.latent[products])
-    return (
-        CF_WEIGHT * collaborative + content[profile, products] + catalogue.popularity[products]
-    ).astype(np.float32)
+    collaborative: npt.NDArray[np.float32] = np.einsum(
+        "ij,ij->i", customer_latent, catalogue.latent[products]
+    )
+    total = CF_WEIGHT * collaborative + content[profile, products] + catalogue.popularity[products]
+    return total.astype(np.float32)

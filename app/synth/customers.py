@@ -82,8 +82,10 @@ def sample_rows(
     rows = np.arange(n, dtype=np.float64)[:, None]
     flat = (cum + rows).ravel()
     hits = np.searchsorted(flat, (rng.random((n, k)) + rows).ravel(), side="right")
-    columns = hits.reshape(n, k) - np.arange(n)[:, None] * width
-    return np.minimum(columns, width - 1)
+    columns: npt.NDArray[np.intp] = np.minimum(
+        hits.reshape(n, k) - np.arange(n)[:, None] * width, width - 1
+    )
+    return columns
 
 
 def _draw_chunk(

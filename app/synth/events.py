@@ -70,10 +70,24 @@ class _Part(NamedTuple):
 
     @classmethod
     def concatenate(cls, parts: list[_Part]) -> _Part:
-        return cls(*(np.concatenate(arrays) for arrays in zip(*parts, strict=True)))
+        return cls(
+            np.concatenate([p.when for p in parts]),
+            np.concatenate([p.kind for p in parts]),
+            np.concatenate([p.who for p in parts]),
+            np.concatenate([p.what for p in parts]),
+            np.concatenate([p.channel for p in parts]),
+            np.concatenate([p.value for p in parts]),
+        )
 
     def take(self, index: npt.NDArray[np.bool_] | npt.NDArray[np.int64]) -> _Part:
-        return _Part(*(array[index] for array in self))
+        return _Part(
+            self.when[index],
+            self.kind[index],
+            self.who[index],
+            self.what[index],
+            self.channel[index],
+            self.value[index],
+        )
 
 
 def _typical_affinity(

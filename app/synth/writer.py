@@ -195,8 +195,16 @@ def _file_form(frame: pd.DataFrame) -> pa.Table:
 
 def write_bank(bank: Bank, out_dir: Path, fmt: Format = "csv") -> list[WrittenFile]:
     """Write the frames of ``bank`` as ``customers``, ``products`` and ``interactions`` files."""
-    frames = {"products": bank.products, "customers": bank.customers}
-    frames["interactions"] = bank.interactions
+
+    def pieces(frame: pd.DataFrame) -> Callable[[], Iterable[pa.Table]]:
+        return lambda: [_file_form(frame)]
+
     return write_tables(
-        out_dir, fmt, {name: (lambda f=frame: [_file_form(f)]) for name, frame in frames.items()}
+        out_dir,
+        fmt,
+        {
+            "products": pieces(bank.products),
+            "customers": pieces(bank.customers),
+            "interactions": pieces(bank.interactions),
+        },
     )
