@@ -73,7 +73,9 @@ def generate(
     console.print(f"synthetic bank, seed {seed}, events {window}:", highlight=False, soft_wrap=True)
     for item in written:
         console.print(
-            f"  {item.path}  {item.rows:,} rows  {item.bytes / 1e6:,.1f} MB", highlight=False
+            f"  {item.path}  {item.rows:,} rows  {item.bytes / 1e6:,.1f} MB",
+            highlight=False,
+            soft_wrap=True,
         )
     console.print(f"done in {seconds:.1f} s", highlight=False, soft_wrap=True)
 
