@@ -159,12 +159,21 @@ def allowed_mask(
     return mask
 
 
+def allowed_by_risk_class(product_risk_level: np.ndarray, product_active: np.ndarray) -> np.ndarray:
+    """The gate before holdings for every risk class at once: row ``c`` is class ``c`` (0..5).
+
+    Serving keeps this (6 x products) table per catalogue snapshot, so one request's gate is a
+    row copy plus its holdings; it is :func:`allowed_mask` itself, not a second implementation.
+    """
+    return allowed_mask(np.arange(6), product_risk_level, product_active)
+
+
 # ---- diversity ---------------------------------------------------------------------------------
 
 
 def select_with_category_cap(
     ranked: Sequence[int] | np.ndarray,
-    categories: np.ndarray,
+    categories: Sequence[int] | np.ndarray,
     k: int,
     cap: int | None,
     already: Sequence[int] = (),
@@ -174,19 +183,21 @@ def select_with_category_cap(
     ``already`` are items chosen earlier (e.g. pinned promotions); they count towards the caps
     and are never repeated. Items with index ``-1`` are padding and skipped.
     """
-    chosen = list(already)
+    cats = categories.tolist() if isinstance(categories, np.ndarray) else categories
+    items = ranked.tolist() if isinstance(ranked, np.ndarray) else ranked
+    chosen = [int(i) for i in already]
     seen = set(chosen)
     counts: dict[int, int] = {}
     for item in chosen:
-        cat = int(categories[item])
+        cat = cats[item]
         counts[cat] = counts.get(cat, 0) + 1
-    for raw in ranked:
+    for raw in items:
         if len(chosen) >= k:
             break
         item = int(raw)
         if item < 0 or item in seen:
             continue
-        cat = int(categories[item])
+        cat = cats[item]
         if cap is not None and counts.get(cat, 0) >= cap:
             continue
         chosen.append(item)

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import insert
@@ -24,6 +25,15 @@ from app.db.models import Exposure
 log = logging.getLogger(__name__)
 
 ExposureRow = dict[str, Any]
+# A row, or a (builder, args) pair built at flush time so the response does not pay for it.
+Pending = ExposureRow | tuple[Callable[..., ExposureRow], tuple[Any, ...]]
+
+
+def _materialise(item: Pending) -> ExposureRow:
+    if isinstance(item, dict):
+        return item
+    build, args = item
+    return build(*args)
 
 
 class ExposureLog:
@@ -38,7 +48,7 @@ class ExposureLog:
         flush_seconds: float = 1.0,
     ) -> None:
         self._session_factory = session_factory
-        self._buffer: deque[ExposureRow] = deque()
+        self._buffer: deque[Pending] = deque()
         self._max_buffer = max_buffer
         self._batch_rows = batch_rows
         self._flush_seconds = flush_seconds
@@ -54,6 +64,13 @@ class ExposureLog:
 
     def record(self, row: ExposureRow) -> None:
         """Queue one row; O(1), never raises for a full buffer (the oldest row is dropped)."""
+        self._push(row)
+
+    def record_later(self, build: Callable[..., ExposureRow], *args: Any) -> None:
+        """Queue ``build(*args)``, called by the flusher: the hot path only appends a tuple."""
+        self._push((build, args))
+
+    def _push(self, row: Pending) -> None:
         buffer = self._buffer
         if len(buffer) >= self._max_buffer:
             with contextlib.suppress(IndexError):
@@ -68,15 +85,17 @@ class ExposureLog:
         written = 0
         with self._flush_lock:
             while self._buffer:
-                batch: list[ExposureRow] = []
+                batch: list[Pending] = []
                 with contextlib.suppress(IndexError):
                     while len(batch) < self._batch_rows:
                         batch.append(self._buffer.popleft())
                 if not batch:
                     break
+                rows = [_materialise(item) for item in batch]
+                batch = list(rows)  # keep built rows if they have to go back in the buffer
                 try:
                     with self._session_factory() as session, session.begin():
-                        session.execute(insert(Exposure), batch)
+                        session.execute(insert(Exposure), rows)
                 except (SQLAlchemyError, OSError) as exc:
                     self.failed_flushes += 1
                     room = max(self._max_buffer - len(self._buffer), 0)

@@ -52,7 +52,9 @@ class LoadedModel:
     model: Any
     customer_index: pd.Index
     product_external: np.ndarray
-    _positions: tuple[int, np.ndarray] | None = field(default=None, repr=False)
+    _positions: tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = field(
+        default=None, repr=False
+    )
 
     @classmethod
     def wrap(cls, strategy: str, version: str, model: Any) -> LoadedModel:
@@ -86,13 +88,19 @@ class LoadedModel:
         ids = list(product_ids)
         if not ids:
             return np.zeros(0, dtype=np.int64)
-        found = pd.Index(self.product_external).get_indexer(ids)
-        return found[found >= 0].astype(np.int64)
+        found = np.asarray(pd.Index(self.product_external).get_indexer(ids), dtype=np.int64)
+        return found[found >= 0]
 
     def catalog_positions(self, version: int, index: Mapping[str, int]) -> np.ndarray:
-        """Catalogue position of each model product (-1 when the catalogue lacks it).
+        """Catalogue position of each model product (-1 when the catalogue lacks it)."""
+        return self.catalog_view(version, index)[0]
 
-        Cached per catalogue snapshot version; a race merely recomputes the same array.
+    def catalog_view(
+        self, version: int, index: Mapping[str, int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(positions, model_idx, catalog_idx)``: the full map and its known pairs.
+
+        Cached per catalogue snapshot version; a race merely recomputes the same arrays.
         """
         cached = self._positions
         if cached is not None and cached[0] == version:
@@ -100,8 +108,10 @@ class LoadedModel:
         positions = np.fromiter(
             (index.get(p, -1) for p in self.product_external.tolist()), dtype=np.int64
         )
-        self._positions = (version, positions)
-        return positions
+        model_idx = np.flatnonzero(positions >= 0)
+        view = (positions, model_idx, positions[model_idx])
+        self._positions = (version, view)
+        return view
 
 
 class ModelStore:

@@ -30,10 +30,11 @@ class Candidates:
 
     positions: np.ndarray  # int64 catalogue positions, best first
     scores: np.ndarray  # float32, same length
-    reasons: list[list[R.Reason]]  # same length
+    reasons: list[list[R.Reason]] | None  # per item, or None: ``default_reasons`` for all
     strategy: str
     model_version: str | None
     served_from: str  # precomputed | live | fallback
+    default_reasons: list[R.Reason] = field(default_factory=list)
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -63,12 +64,14 @@ class NoPrecomputed:
 
 def _best(scores: np.ndarray, limit: int) -> np.ndarray:
     """Positions of the ``limit`` best finite scores, best first (ties by position)."""
-    finite = np.flatnonzero(np.isfinite(scores))
-    if finite.size > limit:
-        part = np.argpartition(-scores[finite], limit - 1)[:limit]
-        finite = finite[part]
-    order = np.lexsort((finite, -scores[finite]))
-    return finite[order].astype(np.int64)
+    if scores.shape[0] > limit:
+        top = np.argpartition(-scores, limit - 1)[:limit]
+    else:
+        top = np.arange(scores.shape[0])
+    values = scores[top]
+    finite = np.isfinite(values)
+    top, values = top[finite], values[finite]
+    return top[np.lexsort((top, -values))].astype(np.int64)
 
 
 def from_precomputed(
@@ -123,40 +126,19 @@ def live(
     hold_weight: float = 8.0,
 ) -> Candidates:
     """Score one customer with an in-memory model. Raises ColdStartUnsupported when it cannot."""
-    mapping = loaded.catalog_positions(catalog.version, catalog.index)
-    known = mapping >= 0
-    model_allowed = np.zeros(mapping.shape[0], dtype=bool)
-    model_allowed[known] = allowed[mapping[known]]
+    mapping, model_idx, catalog_idx = loaded.catalog_view(catalog.version, catalog.index)
     position = loaded.customer_position(profile.customer_id)
     model = loaded.model
     if position >= 0 and loaded.algorithm == "fusion" and hasattr(model, "recommend_explained"):
-        k = int(min(limit, mapping.shape[0]))
-        explained = model.recommend_explained(np.asarray([position]), k, allowed=model_allowed)
-        idx, sc, parts = explained.indices[0], explained.scores[0], explained.contributions[0]
-        keep = (idx >= 0) & np.isfinite(sc)
-        members = explained.members
-        why = [
-            R.fusion_reasons(members[m] for m in np.flatnonzero(row > 0))
-            or [R.reason(R.COLLABORATIVE)]
-            for row in parts[keep]
-        ]
-        return Candidates(
-            mapping[idx[keep]],
-            sc[keep].astype(np.float32),
-            why,
-            loaded.strategy,
-            loaded.version,
-            "live",
-        )
+        return _fusion_explained(loaded, position, mapping, allowed, limit)
     if position >= 0:
         row = model.score(np.asarray([position]))[0]
     else:
         hist, feats = _cold_inputs(loaded, profile, hold_weight)
         row = model.score_cold(hist, feats)[0]
     scores = np.full(catalog.size, NEG_INF, dtype=np.float32)
-    valid = known & model_allowed
-    scores[mapping[valid]] = row[valid]
-    scores[~np.isfinite(scores)] = NEG_INF
+    scores[catalog_idx] = row[model_idx]
+    scores[~allowed | np.isnan(scores)] = NEG_INF
     best = _best(scores, limit)
     code = R.reason_for_algorithm(loaded.algorithm)
     if loaded.algorithm == "fusion":
@@ -167,9 +149,30 @@ def live(
     else:
         base = [R.reason(code)]
     return Candidates(
-        best,
-        scores[best],
-        [list(base) for _ in range(best.size)],
+        best, scores[best], None, loaded.strategy, loaded.version, "live", default_reasons=base
+    )
+
+
+def _fusion_explained(
+    loaded: LoadedModel, position: int, mapping: np.ndarray, allowed: np.ndarray, limit: int
+) -> Candidates:
+    """The fusion's own ranking with each item's contributing members named in its reasons."""
+    known = mapping >= 0
+    model_allowed = np.zeros(mapping.shape[0], dtype=bool)
+    model_allowed[known] = allowed[mapping[known]]
+    k = int(min(limit, mapping.shape[0]))
+    explained = loaded.model.recommend_explained(np.asarray([position]), k, allowed=model_allowed)
+    idx, sc, parts = explained.indices[0], explained.scores[0], explained.contributions[0]
+    keep = (idx >= 0) & np.isfinite(sc)
+    members = explained.members
+    why = [
+        R.fusion_reasons(members[m] for m in np.flatnonzero(row > 0)) or [R.reason(R.COLLABORATIVE)]
+        for row in parts[keep]
+    ]
+    return Candidates(
+        mapping[idx[keep]],
+        sc[keep].astype(np.float32),
+        why,
         loaded.strategy,
         loaded.version,
         "live",

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db.models import Customer, Holding, Interaction, Product
-from recommenders.policy import parse_level
+from recommenders.policy import allowed_by_risk_class, parse_level
 
 _versions = itertools.count(1)
 
@@ -39,6 +39,8 @@ class CatalogSnapshot:
     segment_popularity: Mapping[str, np.ndarray]  # segment -> float32 per position
     loaded_at: datetime
     version: int
+    category_list: list[int]  # category_codes as a list (fast scalar access on the hot path)
+    allowed_by_class: np.ndarray  # bool (6 x products): the gate before holdings, per risk class
 
     @property
     def size(self) -> int:
@@ -76,13 +78,16 @@ class CatalogSnapshot:
             order = _order(values)
             seg_pop[segment] = values
             seg_order[segment] = order[values[order] > 0]
+        category_codes = np.asarray([vocab[c] for c in categories], dtype=np.int32)
+        risk_level = np.asarray([parse_level(r[3], "R") for r in rows], dtype=np.int8)
+        active = np.asarray([r[4] == "active" for r in rows], dtype=bool)
         return cls(
             product_ids=ids,
             names=tuple(r[1] for r in rows),
             categories=categories,
-            category_codes=np.asarray([vocab[c] for c in categories], dtype=np.int32),
-            risk_level=np.asarray([parse_level(r[3], "R") for r in rows], dtype=np.int8),
-            active=np.asarray([r[4] == "active" for r in rows], dtype=bool),
+            category_codes=category_codes,
+            risk_level=risk_level,
+            active=active,
             index=index,
             popularity=pop,
             popular_order=_order(pop),
@@ -90,6 +95,8 @@ class CatalogSnapshot:
             segment_popularity=seg_pop,
             loaded_at=datetime.now(UTC),
             version=next(_versions),
+            category_list=category_codes.tolist(),
+            allowed_by_class=allowed_by_risk_class(risk_level, active),
         )
 
 

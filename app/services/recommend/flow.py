@@ -54,7 +54,7 @@ async def recommend_for_customer(
         raise StrategyNotFound(f"no model is loaded for strategy {request.strategy!r}")
     profile, degraded = await profile_for(state.profiles, customer_id)
     result = service.recommend(customer_id, profile, request, degraded=degraded)
-    state.exposures.record(exposure_row(result, request))
+    state.exposures.record_later(exposure_row, result, request)
     return result
 
 

@@ -18,6 +18,8 @@ PROMOTION: Final = "promotion"
 NON_PERSONALISED: Final = "non_personalised"
 SIMILAR: Final = "similar"
 
+Reason = dict[str, str]
+
 DISCLOSURES: Final = frozenset({PROMOTION, NON_PERSONALISED})
 
 TEMPLATES: Final[dict[str, str]] = {
@@ -30,13 +32,15 @@ TEMPLATES: Final[dict[str, str]] = {
     SIMILAR: "Similar to a product you are viewing.",
 }
 
+_PLAIN: Final[dict[str, Reason]] = {
+    code: {"code": code, "text": text} for code, text in TEMPLATES.items()
+}
+
 # Which reason a model family gives. Anything unlisted is collaborative (learned from holdings).
 ALGORITHM_REASON: Final[dict[str, str]] = {
     "content": CONTENT,
     "popularity": POPULAR_IN_SEGMENT,
 }
-
-Reason = dict[str, str]
 
 
 def reason_for_algorithm(algorithm: str) -> str:
@@ -45,11 +49,10 @@ def reason_for_algorithm(algorithm: str) -> str:
 
 def reason(code: str, members: Iterable[str] = ()) -> Reason:
     """One ``{code, text}`` entry; ``members`` (fusion) are named in the text."""
-    text = TEMPLATES[code]
     names = sorted(set(members))
-    if names:
-        text = f"{text[:-1]} (models: {', '.join(names)})."
-    return {"code": code, "text": text}
+    if not names:
+        return _PLAIN[code]  # shared and never mutated: serialised as is
+    return {"code": code, "text": f"{TEMPLATES[code][:-1]} (models: {', '.join(names)})."}
 
 
 def fusion_reasons(contributions: Iterable[str]) -> list[Reason]:

@@ -25,7 +25,6 @@ from app.settings import Settings
 from recommenders.errors import ColdStartUnsupported
 from recommenders.policy import (
     UNASSESSED,
-    allowed_row,
     personalisation_allowed,
     select_with_category_cap,
 )
@@ -91,12 +90,15 @@ def gate(
     """The policy gate for one request. ``profile=None`` (unreadable) fails closed: R1 only,
     non-personalised, nothing known to be held."""
     if profile is None:
-        risk, consent, held = UNASSESSED, False, np.zeros(0, dtype=np.int64)
+        risk, consent, held = UNASSESSED, False, frozenset[str]()
     else:
         risk = profile.effective_risk_class(now)
         consent = profile.consent
-        held = catalog.positions(profile.held)
-    allowed = allowed_row(risk, catalog.risk_level, catalog.active, held, exclude_held=exclude_held)
+        held = profile.held
+    # Row ``risk`` of the snapshot's allowed_mask table, then the customer's holdings.
+    allowed = catalog.allowed_by_class[risk].copy()
+    if exclude_held and held:
+        allowed[catalog.positions(held)] = False
     return Gate(allowed, personalisation_allowed(consent), risk)
 
 
@@ -221,47 +223,55 @@ class RecommendationService:
         k = request.k
         cap = self.settings.category_cap
         allowed = decision.allowed
-        categories = catalog.category_codes
         # Re-apply the gate whatever the source said: nothing unsuitable passes this line.
-        keep = allowed[cands.positions] if cands.positions.size else np.zeros(0, dtype=bool)
+        keep = allowed[cands.positions]
         positions = cands.positions[keep]
         scores = cands.scores[keep]
-        why = [r for r, ok in zip(cands.reasons, keep.tolist(), strict=True) if ok]
-        score_of = dict(zip(positions.tolist(), scores.tolist(), strict=True))
-        reasons_of = dict(zip(positions.tolist(), why, strict=True))
+        order: list[int] = positions.tolist()
+        score_of = dict(zip(order, scores.tolist(), strict=True))
+        reasons_of: dict[int, list[R.Reason]] = {}
+        if cands.reasons is not None:
+            why = [r for r, ok in zip(cands.reasons, keep.tolist(), strict=True) if ok]
+            reasons_of = dict(zip(order, why, strict=True))
+        default = cands.default_reasons
 
         promos = self.promotions.active(request.placement, now)
+        candidate_set = set(order)
         promoted: set[int] = set()
         pins: list[tuple[int, int]] = []
-        order = positions
         if promos:
-            order, pins, promoted = self._promote(
+            ranked, pins, promoted = self._promote(
                 promos, positions, scores, score_of, catalog, allowed
             )
+            order = ranked.tolist()
         pinned = [p for _, p in pins]
-        chosen = select_with_category_cap(order, categories, k, cap, already=pinned)
+        chosen = select_with_category_cap(order, catalog.category_list, k, cap, already=pinned)
         if len(pinned) + len(chosen) < k:
             chosen += self._backfill(
                 catalog, allowed, profile, decision, k, cap, pinned + chosen, reasons_of, score_of
             )
-        final = self._place_pins(chosen, pins, k)
+        final = self._place_pins(chosen, pins, k) if pins else chosen
         items = []
+        disclosure_only = not request.explain
         for rank, pos in enumerate(final, start=1):
-            reasons = list(reasons_of.get(pos, []))
             if not decision.personalised:
                 reasons = [R.reason(R.NON_PERSONALISED)]
+            else:
+                reasons = reasons_of.get(pos, default)
             if pos in promoted:
-                reasons.append(R.reason(R.PROMOTION))
-            if not request.explain:
+                # A campaign item the source never proposed is there only as a promotion.
+                base = reasons if pos in candidate_set or pos in reasons_of else []
+                reasons = [*base, R.reason(R.PROMOTION)]
+            if disclosure_only:
                 reasons = [r for r in reasons if r["code"] in R.DISCLOSURES]
             items.append(
                 Item(
                     pos,
-                    str(catalog.product_ids[pos]),
+                    catalog.product_ids[pos],
                     catalog.names[pos],
                     catalog.categories[pos],
                     rank,
-                    round(float(score_of.get(pos, 0.0)), 6),
+                    round(score_of.get(pos, 0.0), 6),
                     reasons,
                 )
             )
@@ -292,16 +302,9 @@ class RecommendationService:
             if promo.pin_rank is not None and pos not in pins:
                 pins[pos] = promo.pin_rank
                 promoted.add(pos)
-        if any(p not in set(positions.tolist()) for p in promoted):
-            positions = np.concatenate(
-                [
-                    positions,
-                    np.asarray(
-                        [p for p in promoted if p not in set(positions.tolist())], dtype=np.int64
-                    ),
-                ]
-            )
-        ranked = sorted(positions.tolist(), key=lambda p: (-score_of.get(p, lo), p))
+        candidates = positions.tolist()
+        candidates += [p for p in promoted if p not in set(candidates)]
+        ranked = sorted(candidates, key=lambda p: (-score_of.get(p, lo), p))
         pin_list = sorted(((rank, pos) for pos, rank in pins.items()))
         return np.asarray(ranked, dtype=np.int64), pin_list, promoted
 
@@ -327,16 +330,15 @@ class RecommendationService:
         """Fill to ``k`` from popularity, within caps first and then without them."""
         segment = profile.segment if (profile is not None and decision.personalised) else None
         pool = C.popular(catalog, allowed, segment, catalog.size)
-        for pos, why, score in zip(
-            pool.positions.tolist(), pool.reasons, pool.scores.tolist(), strict=True
-        ):
-            reasons_of.setdefault(pos, why)
-            score_of.setdefault(pos, score)
-        added = select_with_category_cap(
-            pool.positions, catalog.category_codes, k, cap, already=taken
-        )
+        ranked = pool.positions.tolist()
+        added = select_with_category_cap(ranked, catalog.category_list, k, cap, already=taken)
         if len(taken) + len(added) < k and cap is not None:
             added += select_with_category_cap(
-                pool.positions, catalog.category_codes, k, None, already=taken + added
+                ranked, catalog.category_list, k, None, already=taken + added
             )
+        fill = dict(zip(ranked, range(len(ranked)), strict=True))
+        for pos in added:
+            if pos not in score_of:  # candidates keep their own score and reasons
+                score_of[pos] = float(pool.scores[fill[pos]])
+                reasons_of[pos] = pool.reasons[fill[pos]] if pool.reasons else []
         return added
