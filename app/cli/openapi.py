@@ -30,16 +30,16 @@ def openapi(
     ),
 ) -> None:
     """Generate openapi.yaml from the app (stable operation ids), or check it for drift."""
-    text = render_openapi()
     if check:
         try:
             current = out.read_text(encoding="utf-8")
         except OSError as exc:
             fail(f"cannot read {out}: {exc.strerror or exc}")
-        if current != text:
+        if current != render_openapi():
             fail(f"{out} is out of date; run `finrec openapi --out {out}`", EXIT_FAILURE)
         console.print(f"{out} is up to date")
         return
+    text = render_openapi()
     tmp = out.with_name(out.name + ".tmp")
     try:
         tmp.write_text(text, encoding="utf-8")
