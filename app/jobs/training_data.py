@@ -173,7 +173,8 @@ def load_frames_from_db(
                     "customer_id": customer_ids[cust[keep]],
                     "product_id": product_ids[prod[keep]],
                     "event_type": pd.Categorical(chunk["event_type"].to_numpy()[keep]),
-                    "occurred_at": _utc(chunk["occurred_at"][keep]).to_numpy(),
+                    # .to_numpy() on tz-aware values builds one Timestamp object per row.
+                    "occurred_at": _utc(chunk["occurred_at"][keep]).reset_index(drop=True),
                 }
             )
         )
