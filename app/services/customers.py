@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db.models import Customer, Holding, Product
@@ -60,19 +61,7 @@ def get_customer(session: Session, customer_id: str, *, validity_months: int) ->
     return _public(session, customer, validity_months)
 
 
-def upsert_customer(
-    session: Session,
-    customer_id: str,
-    update: CustomerUpdate,
-    *,
-    validity_months: int,
-    invalidate: Invalidate | None = None,
-) -> tuple[CustomerPublic, bool]:
-    """Create or update a profile; returns it and whether it was created.
-
-    Only the fields present in ``update`` change. The profile cache is invalidated after the
-    commit so that a consent or risk change applies from the very next request.
-    """
+def _apply(session: Session, customer_id: str, update: CustomerUpdate) -> tuple[Customer, bool]:
     customer = session.scalar(select(Customer).where(Customer.customer_id == customer_id))
     created = customer is None
     if customer is None:
@@ -86,7 +75,32 @@ def upsert_customer(
     # Clearing the risk class clears its assessment date too, unless a date is given.
     if "risk_class" in update.model_fields_set and update.risk_class is None:
         customer.risk_assessed_at = update.risk_assessed_at
-    session.commit()
+    return customer, created
+
+
+def upsert_customer(
+    session: Session,
+    customer_id: str,
+    update: CustomerUpdate,
+    *,
+    validity_months: int,
+    invalidate: Invalidate | None = None,
+) -> tuple[CustomerPublic, bool]:
+    """Create or update a profile; returns it and whether it was created.
+
+    Only the fields present in ``update`` change. The profile cache is invalidated after the
+    commit so that a consent or risk change applies from the very next request.
+    """
+    # Two writers creating the same customer at once: the loser retries as an update.
+    for attempt in range(2):
+        customer, created = _apply(session, customer_id, update)
+        try:
+            session.commit()
+            break
+        except IntegrityError:
+            session.rollback()
+            if attempt:
+                raise
     if invalidate is not None:
         invalidate(customer_id)
     return _public(session, customer, validity_months), created

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db.models import Product
@@ -83,14 +84,7 @@ def get_product(session: Session, product_id: str) -> ProductPublic:
     return ProductPublic.model_validate(product)
 
 
-def upsert_product(
-    session: Session,
-    product_id: str,
-    update: ProductUpdate,
-    *,
-    invalidate: Invalidate | None = None,
-) -> tuple[ProductPublic, bool]:
-    """Create or replace a product's description; returns it and whether it was created."""
+def _apply(session: Session, product_id: str, update: ProductUpdate) -> tuple[Product, bool]:
     product = _find(session, product_id)
     created = product is None
     target = update.status or (product.status if product is not None else "active")
@@ -101,7 +95,27 @@ def upsert_product(
     for name, value in update.model_dump(exclude={"status"}).items():
         setattr(product, name, value)
     product.status = target
-    session.commit()
+    return product, created
+
+
+def upsert_product(
+    session: Session,
+    product_id: str,
+    update: ProductUpdate,
+    *,
+    invalidate: Invalidate | None = None,
+) -> tuple[ProductPublic, bool]:
+    """Create or replace a product's description; returns it and whether it was created."""
+    # Two writers creating the same product at once: the loser retries as an update.
+    for attempt in range(2):
+        product, created = _apply(session, product_id, update)
+        try:
+            session.commit()
+            break
+        except IntegrityError:
+            session.rollback()
+            if attempt:
+                raise
     if invalidate is not None:
         invalidate(product_id)
     return ProductPublic.model_validate(product), created
