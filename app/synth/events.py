@@ -16,26 +16,19 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from app.synth.affinity import affinity
 from app.synth.catalogue import Catalogue
 from app.synth.config import SECONDS_PER_DAY, SynthConfig
 from app.synth.customers import _CHANNEL_MIX, CHANNELS, Population
 from app.synth.formatting import TIMESTAMP, id_width, prefixed_ids
+from app.synth.funnel import EXPLORE, Funnel, explore_weights
 
 # Within one second, earlier funnel steps sort first.
 EVENT_TYPES = ("hold", "view", "click", "apply", "purchase")
 HOLD, VIEW, CLICK, APPLY, PURCHASE = range(len(EVENT_TYPES))
 _EVENT_STREAM = 3
+_HOLD_STREAM = 4
 _MONTH = 30.44 * SECONDS_PER_DAY
-EXPLORE = 0.12  # share of views that come from banners and browsing, not from taste
 _WINDOW_EVENTS = 1_500_000
-# Measured on generated banks: events per session (after unavailable products drop out) and
-# snapshot holdings per long-standing customer; they turn a target event count into a rate.
-EVENTS_PER_SESSION = 1.45
-HOLDS_PER_CUSTOMER = 0.96
-# Credit and insurance need underwriting, so fewer applications end in a purchase.
-_CONVERSION = {"loan": 0.6, "insurance": 0.8, "card": 1.1}
-_DECISION_DAYS = {"loan": 6.0, "insurance": 3.0, "wealth": 2.0, "fund": 1.0}
 
 
 class _Part(NamedTuple):
@@ -90,20 +83,6 @@ class _Part(NamedTuple):
         )
 
 
-def _typical_affinity(
-    population: Population, catalogue: Catalogue, content: npt.NDArray[np.float32]
-) -> float:
-    """Mean affinity of the products customers look at; funnel probabilities centre on it."""
-    sample = min(len(population), 50_000)
-    considered = population.considered[:sample]
-    who = np.repeat(np.arange(sample), considered.shape[1])
-    scores = affinity(
-        population.latent[who], population.profile[who], considered.ravel().astype(np.intp),
-        catalogue, content,
-    )  # fmt: skip
-    return float(np.mean(scores, dtype=np.float64))
-
-
 def _time_order(when: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """Stable order by time. Parts are concatenated in funnel order, each in customer order,
     so ties break by funnel step, then customer. Packing (time, position) into one unique
@@ -118,8 +97,27 @@ def _time_order(when: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     return np.argsort(when, kind="stable").astype(np.int64)
 
 
-def _sigmoid(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+def draw_holds(config: SynthConfig, catalogue: Catalogue, population: Population) -> _Part:
+    """What customers who joined before the log began already held at its start."""
+    rng = np.random.default_rng([config.seed, _HOLD_STREAM])
+    pop, cat = population, catalogue
+    start = config.start_s
+    before = pop.active_from == start
+    before &= pop.tenure_years * 365.25 * SECONDS_PER_DAY > config.end_s - start
+    counts = np.where(before, rng.poisson(0.8 + 0.4 * np.minimum(pop.wealth, 3.0)), 0)
+    who = np.repeat(np.arange(len(pop), dtype=np.int32), np.minimum(counts, 4))
+    slot = rng.integers(0, pop.considered.shape[1], len(who))
+    what = pop.considered[who, slot].astype(np.intp)
+    above = cat.risk[what] > pop.risk_tolerance[who]
+    keep = (cat.available_from[what] <= start) & (start < cat.available_to[what])
+    keep &= ~above | (rng.random(len(who)) < 0.1)
+    key = np.sort(who[keep].astype(np.int64) * len(cat) + what[keep])
+    key = key[np.concatenate(([True], key[1:] != key[:-1]))]
+    who, what = (key // len(cat)).astype(np.int32), (key % len(cat)).astype(np.intp)
+    n = len(who)
+    when = start + rng.integers(0, SECONDS_PER_DAY, n)
+    value = np.round(cat.amount[what] * pop.wealth[who] ** 0.7 * rng.lognormal(0.0, 0.6, n), 2)
+    return _Part.of(when, HOLD, who, what, np.full(n, -1, np.int8), value)
 
 
 @dataclass(frozen=True)
@@ -129,12 +127,12 @@ class EventModel:
     config: SynthConfig
     catalogue: Catalogue
     population: Population
-    content: npt.NDArray[np.float32]
+    funnel: Funnel
     customer_ids: pa.Array
+    holds: _Part
     rate: npt.NDArray[np.float64]
     bounds: npt.NDArray[np.int64]
     id_width: int
-    centre: float
 
     @classmethod
     def prepare(
@@ -146,12 +144,13 @@ class EventModel:
         customer_ids: pa.Array,
     ) -> EventModel:
         start, end = config.start_s, config.end_s
+        funnel = Funnel.build(catalogue, population, content)
+        holds = draw_holds(config, catalogue, population)
+        # Session rates scale so the log holds about the requested number of events.
+        target = config.events_per_customer * len(population)
+        sessions = max(target - len(holds.who), 0.1 * target) / funnel.events_per_session(config)
         months_active = np.clip(population.active_to - population.active_from, 0, None) / _MONTH
         exposure = float(np.sum(population.activity * months_active, dtype=np.float64))
-        target = config.events_per_customer * len(population)
-        holders = float(np.count_nonzero(population.tenure_years * 365.25 * SECONDS_PER_DAY
-                                         > end - start))  # fmt: skip
-        sessions = max(target - HOLDS_PER_CUSTOMER * holders, 0.1 * target) / EVENTS_PER_SESSION
         rate = population.activity * (sessions / max(exposure, 1e-9))
         n_windows = max(config.months, int(np.ceil(target / _WINDOW_EVENTS)))
         bounds = start + (np.arange(n_windows + 1, dtype=np.int64) * (end - start)) // n_windows
@@ -159,18 +158,18 @@ class EventModel:
             config=config,
             catalogue=catalogue,
             population=population,
-            content=content,
+            funnel=funnel,
             customer_ids=customer_ids,
+            holds=holds,
             rate=rate.astype(np.float64),
             bounds=bounds,
             id_width=id_width(int(target * 3), 10),
-            centre=_typical_affinity(population, catalogue, content),
         )
 
     def tables(self) -> Iterator[pa.Table]:
         """The log in file form, one time-ordered table per window."""
         issued = 0
-        carried: list[_Part] = []
+        carried = [self.holds]
         for window in range(len(self.bounds) - 1):
             events = _Part.concatenate([*carried, *self._window(window)])
             # Funnel steps that complete after the window closes belong to a later window;
@@ -195,87 +194,41 @@ class EventModel:
         slot = rng.integers(0, pop.considered.shape[1], n)
         what = pop.considered[who, slot].astype(np.intp)
         explore = rng.random(n) < EXPLORE
-        weights = np.exp(cat.popularity) * (cat.available_from < np.iinfo(np.int64).max)
-        cum = np.cumsum(weights / weights.sum())
-        what[explore] = np.minimum(
-            np.searchsorted(cum, rng.random(int(explore.sum()))), len(cat) - 1
-        )
+        cum = np.cumsum(explore_weights(cat))
+        browsed = np.searchsorted(cum, rng.random(int(explore.sum())), side="right")
+        what[explore] = np.minimum(browsed, len(cat) - 1)
         live = (cat.available_from[what] <= when) & (when < cat.available_to[what])
         who, when, what = who[live], when[live], what[live]
         n = len(who)
 
-        centred = affinity(pop.latent[who], pop.profile[who], what, cat, self.content)
-        centred -= self.centre
-        above = np.clip(cat.risk[what] - pop.risk_tolerance[who], 0, None)
-        category = np.array(cat.categories)[cat.category[what]]
-        conversion = np.ones(n, np.float32)
-        decision = np.full(n, 0.5, np.float32)
-        for name, factor in _CONVERSION.items():
-            conversion[category == name] = factor
-        for name, days in _DECISION_DAYS.items():
-            decision[category == name] = days
-        # Customers rarely apply for, and are rarely sold, products above their risk appetite.
-        p_click = _sigmoid(-0.7 + 0.7 * centred)
-        p_apply = _sigmoid(-1.6 + 0.8 * centred) * np.where(above > 0, 0.1, 1.0)
-        p_buy = _sigmoid(0.0 + 0.5 * centred) * conversion * np.where(above > 0, 0.3, 1.0)
+        p_click, p_apply, p_buy = self.funnel.probabilities(who, what)
         draws = rng.random((3, n), dtype=np.float32)
-        clicked = draws[0] < p_click
-        applied = clicked & (draws[1] < p_apply)
-        bought = applied & (draws[2] < np.minimum(p_buy, 1.0))
+        t_click = when + 5 + rng.exponential(90.0, n).astype(np.int64)
+        t_apply = t_click + 60 + rng.exponential(6 * 3_600.0, n).astype(np.int64)
+        decision = rng.exponential(1.0, n) * self.funnel.decision_days[what] * SECONDS_PER_DAY
+        t_buy = t_apply + 600 + decision.astype(np.int64)
+        # A withdrawn product takes no further steps, even in a session that began before.
+        open_until = cat.available_to[what]
+        clicked = (draws[0] < p_click) & (t_click < open_until)
+        applied = clicked & (draws[1] < p_apply) & (t_apply < open_until)
+        bought = applied & (draws[2] < p_buy) & (t_buy < open_until)
 
         usual = rng.random(n) < 0.65
         mix = np.cumsum(_CHANNEL_MIX[np.where(pop.digital[who], 0, 1)], axis=1)
         drawn = (rng.random(n)[:, None] > mix).sum(axis=1)
         channel = np.where(usual, pop.channel[who], drawn).astype(np.int8)
-        at_branch = rng.random(n) < 0.2
-
-        t_click = when + 5 + rng.exponential(90.0, n).astype(np.int64)
-        t_apply = t_click + 60 + rng.exponential(6 * 3_600.0, n).astype(np.int64)
-        t_buy = (
-            t_apply + 600 + (rng.exponential(1.0, n) * decision * SECONDS_PER_DAY).astype(np.int64)
-        )
+        # Some sales close in a branch whatever channel the customer started in.
+        closing = np.where(rng.random(n) < 0.2, CHANNELS.index("branch"), channel).astype(np.int8)
         value = np.round(cat.amount[what] * pop.wealth[who] ** 0.7 * rng.lognormal(0.0, 0.5, n), 2)
-        # A withdrawn product takes no further steps, even in a session that began before.
-        open_until = cat.available_to[what]
-        clicked &= t_click < open_until
-        applied &= clicked & (t_apply < open_until)
-        bought &= applied & (t_buy < open_until)
 
-        parts = [
+        return [
             _Part.of(when, VIEW, who, what, channel),
             _Part.of(t_click[clicked], CLICK, who[clicked], what[clicked], channel[clicked]),
             _Part.of(t_apply[applied], APPLY, who[applied], what[applied], channel[applied]),
             _Part.of(
-                t_buy[bought],
-                PURCHASE,
-                who[bought],
-                what[bought],
-                np.where(at_branch, CHANNELS.index("branch"), channel)[bought],
-                value[bought],
+                t_buy[bought], PURCHASE, who[bought], what[bought], closing[bought], value[bought]
             ),
         ]
-        return [self._holds(rng), *parts] if window == 0 else parts
-
-    def _holds(self, rng: np.random.Generator) -> _Part:
-        """What customers who joined before the log began already held at its start."""
-        pop, cat = self.population, self.catalogue
-        start = self.config.start_s
-        before = pop.active_from == start
-        before &= pop.tenure_years * 365.25 * SECONDS_PER_DAY > self.config.end_s - start
-        counts = np.where(before, rng.poisson(0.8 + 0.4 * np.minimum(pop.wealth, 3.0)), 0)
-        who = np.repeat(np.arange(len(pop), dtype=np.int32), np.minimum(counts, 4))
-        slot = rng.integers(0, pop.considered.shape[1], len(who))
-        what = pop.considered[who, slot].astype(np.intp)
-        above = cat.risk[what] > pop.risk_tolerance[who]
-        keep = (cat.available_from[what] <= start) & (start < cat.available_to[what])
-        keep &= ~above | (rng.random(len(who)) < 0.1)
-        key = np.sort(who[keep].astype(np.int64) * len(cat) + what[keep])
-        key = key[np.concatenate(([True], key[1:] != key[:-1]))]
-        who, what = (key // len(cat)).astype(np.int32), (key % len(cat)).astype(np.intp)
-        n = len(who)
-        when = start + rng.integers(0, SECONDS_PER_DAY, n)
-        value = np.round(cat.amount[what] * pop.wealth[who] ** 0.7 * rng.lognormal(0.0, 0.6, n), 2)
-        return _Part.of(when, HOLD, who, what, np.full(n, -1, np.int8), value)
 
     def _table(self, events: _Part, first_id: int) -> pa.Table:
         order = _time_order(events.when)
