@@ -12,11 +12,21 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.api import customers, events, health, models, products, recommendations, similar
+from app.api import (
+    customers,
+    events,
+    experiments,
+    health,
+    models,
+    products,
+    recommendations,
+    similar,
+)
 from app.api.errors import install_problem_handlers, problem_response
 from app.api.limits import BodySizeLimit
 from app.db.session import make_engine, make_session_factory
 from app.services.errors import DomainError
+from app.services.experiments.assignment import ExperimentBook
 from app.services.exposures import ExposureLog
 from app.services.model_store import ModelStore
 from app.services.profiles import ProfileCache
@@ -56,6 +66,7 @@ async def _refresh_loop(app: FastAPI, settings: Settings) -> None:
                 next_catalog = now
                 await asyncio.to_thread(app.state.catalog.refresh)
                 await asyncio.to_thread(app.state.promotions.refresh)
+                await asyncio.to_thread(app.state.experiments.refresh)
             if now >= next_models + settings.model_refresh_seconds:
                 next_models = now
                 await asyncio.to_thread(app.state.model_store.sync, app.state.session_factory)
@@ -94,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # and the background refresh fills the rest in when the database comes back.
         await asyncio.to_thread(catalog.refresh)
         await asyncio.to_thread(promotions.refresh)
+        experiment_book = ExperimentBook(session_factory)
+        await asyncio.to_thread(experiment_book.refresh)
         try:
             errors = await asyncio.to_thread(store.sync, session_factory)
             for strategy, error in errors.items():
@@ -110,7 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.model_store = store
         app.state.exposures = exposures
         app.state.recommendations = service
-        app.state.serving = ServingState(service, profiles, exposures)
+        app.state.experiments = experiment_book
+        app.state.serving = ServingState(service, profiles, exposures, experiment_book)
         app.state.readiness = service.ready
 
         exposures.start()
@@ -149,4 +163,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(products.router)
     app.include_router(events.router)
     app.include_router(models.router)
+    app.include_router(experiments.router)
     return app

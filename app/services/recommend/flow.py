@@ -7,12 +7,13 @@ customer is served the fail-closed list (R1 only, non-personalised) with ``degra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from app.services.errors import StrategyNotFound
+from app.services.experiments.assignment import ExperimentBook
 from app.services.exposures import ExposureLog, ExposureRow
 from app.services.profiles import Profile, ProfileCache, ProfileUnavailable
 from app.services.recommend.service import (
@@ -29,6 +30,7 @@ class ServingState:
     service: RecommendationService
     profiles: ProfileCache
     exposures: ExposureLog
+    experiments: ExperimentBook | None = None
 
 
 async def profile_for(profiles: ProfileCache, customer_id: str) -> tuple[Profile | None, bool]:
@@ -52,8 +54,17 @@ async def recommend_for_customer(
     service = state.service
     if request.strategy is not None and service.models.get(request.strategy) is None:
         raise StrategyNotFound(f"no model is loaded for strategy {request.strategy!r}")
+    # An experiment arm picks the strategy (and k); an admin override stays outside experiments.
+    # The arm's list still passes the same policy gate as every other path.
+    assignment = None
+    if request.strategy is None and state.experiments is not None:
+        assignment = state.experiments.assign(customer_id, request.placement)
+        if assignment is not None:
+            request = replace(request, strategy=assignment.strategy, k=assignment.k or request.k)
     profile, degraded = await profile_for(state.profiles, customer_id)
     result = service.recommend(customer_id, profile, request, degraded=degraded)
+    if assignment is not None:
+        result = replace(result, experiment=assignment.experiment, variant=assignment.variant)
     state.exposures.record_later(exposure_row, result, request)
     return result
 
