@@ -148,11 +148,16 @@ def active_versions(session: Session) -> dict[str, str]:
     return {strategy: version for strategy, version in rows}
 
 
+def _activation_row(session: Session, strategy: str) -> StrategyActivation | None:
+    # Row lock on PostgreSQL so two operators (or replicas) changing one strategy serialise;
+    # SQLite ignores it (its writers are serialised anyway).
+    query = select(StrategyActivation).where(StrategyActivation.strategy == strategy)
+    return session.scalars(query.with_for_update()).first()
+
+
 def get_activation(session: Session, strategy: str) -> StrategyActivation:
-    """The activation row of a strategy, or :class:`StrategyNotFound`."""
-    row = session.scalars(
-        select(StrategyActivation).where(StrategyActivation.strategy == strategy)
-    ).first()
+    """The activation row of a strategy (locked for update), or :class:`StrategyNotFound`."""
+    row = _activation_row(session, strategy)
     if row is None:
         raise StrategyNotFound(f"no version is active for strategy {strategy!r}")
     return row
@@ -186,9 +191,7 @@ def activate(
     if row.status not in SERVABLE_STATUSES:
         raise VersionNotServable(f"model version {version} is {row.status} and cannot be served")
     strategy = strategy or row.algorithm
-    current = session.scalars(
-        select(StrategyActivation).where(StrategyActivation.strategy == strategy)
-    ).first()
+    current = _activation_row(session, strategy)
     now = datetime.now(UTC)
     if current is None:
         current = StrategyActivation(
