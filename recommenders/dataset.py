@@ -71,10 +71,18 @@ class IdMap:
 
     def to_index(self, external: Iterable[str] | np.ndarray | pd.Series) -> np.ndarray:
         """Internal indices (int32) for external IDs; ``-1`` for IDs not in the map."""
-        values = np.asarray(external if isinstance(external, np.ndarray) else list(external))
-        if values.size == 0:
+        values = (
+            external
+            if isinstance(external, np.ndarray | pd.Series)
+            else np.asarray(list(external), dtype=object)
+        )
+        if len(values) == 0:
             return np.empty(0, dtype=np.int32)
-        return np.asarray(self._index.get_indexer(values.astype(str)), dtype=np.int32)
+        # Look up each distinct ID once: event logs repeat IDs many times over.
+        codes, uniques = pd.factorize(values)
+        found = self._index.get_indexer(pd.Index(uniques).astype(str))
+        out: np.ndarray = np.asarray(found, dtype=np.int32)[codes]
+        return out
 
     def to_external(self, index: np.ndarray | Iterable[int]) -> np.ndarray:
         """External IDs for internal indices (raises IndexError for out-of-range indices)."""
@@ -189,13 +197,13 @@ class Dataset:
         customer_ids = IdMap(customers["customer_id"].astype(str).to_numpy())
         product_ids = IdMap(products["product_id"].astype(str).to_numpy())
 
-        cust_idx = customer_ids.to_index(interactions["customer_id"].astype(str).to_numpy())
-        prod_idx = product_ids.to_index(interactions["product_id"].astype(str).to_numpy())
-        event_type = interactions["event_type"].astype(str)
+        cust_idx = customer_ids.to_index(interactions["customer_id"])
+        prod_idx = product_ids.to_index(interactions["product_id"])
+        event_type = interactions["event_type"].astype("category")
         known = (
             (cust_idx >= 0)
             & (prod_idx >= 0)
-            & event_type.isin(list(config.event_weights)).to_numpy()
+            & (_event_values(event_type, dict.fromkeys(config.event_weights, 1.0)) > 0)
         )
         try:
             occurred = _to_utc(interactions["occurred_at"][known])
@@ -205,11 +213,12 @@ class Dataset:
             {
                 "customer": cust_idx[known],
                 "product": prod_idx[known],
-                "event_type": pd.Categorical(event_type[known].to_numpy()),
-                "occurred_at": occurred.to_numpy(),
+                "event_type": event_type[known]
+                .cat.remove_unused_categories()
+                .reset_index(drop=True),
+                "occurred_at": occurred.reset_index(drop=True),
             }
         )
-        events["occurred_at"] = pd.to_datetime(events["occurred_at"], utc=True)
 
         reference = cls._reference_time(config, events)
         extra_customer = [
@@ -316,8 +325,7 @@ class Dataset:
         """
         shape = (self.n_customers, self.n_products)
         reference = self._reference_time(self.config, events)
-        weights = events["event_type"].astype(str).map(self.config.event_weights)
-        weight = weights.fillna(0.0).to_numpy(dtype=np.float64)
+        weight = _event_values(events["event_type"], self.config.event_weights)
         if self.config.half_life_days is not None and len(events):
             age_days = (pd.Timestamp(reference) - events["occurred_at"]).dt.total_seconds() / 86400
             weight = weight * np.power(
@@ -331,7 +339,10 @@ class Dataset:
         )
         matrix.sum_duplicates()
         matrix.eliminate_zeros()
-        held = events["event_type"].astype(str).isin(self.config.holding_event_types).to_numpy()
+        held = (
+            _event_values(events["event_type"], dict.fromkeys(self.config.holding_event_types, 1.0))
+            > 0
+        )
         holdings = sp.csr_matrix(
             (np.ones(int(held.sum()), dtype=np.float32), (rows[held], cols[held])), shape=shape
         )
@@ -397,6 +408,16 @@ class Dataset:
             "dropped_interactions": self.dropped_interactions,
             "fingerprint": self.fingerprint,
         }
+
+
+def _event_values(event_type: pd.Series, values: dict[str, float]) -> np.ndarray:
+    """Per-event value by event type (0 for other types), computed once per category."""
+    cat = event_type.astype("category")
+    per_category = np.asarray(
+        [values.get(str(c), 0.0) for c in cat.cat.categories], dtype=np.float64
+    )
+    codes = cat.cat.codes.to_numpy()
+    return np.where(codes >= 0, per_category[codes], 0.0)
 
 
 def _utc(stamp: pd.Timestamp) -> datetime:
