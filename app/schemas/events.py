@@ -38,7 +38,7 @@ class EventCreate(BaseModel):
 
 # Events are validated one by one, by the import rules, so that one bad event never sinks the
 # batch; the schema documents what each event must look like.
-_EventItem = Annotated[dict[str, Any], WithJsonSchema(EventCreate.model_json_schema())]
+_EventItem = Annotated[Any, WithJsonSchema(EventCreate.model_json_schema())]
 
 
 class EventsCreate(BaseModel):

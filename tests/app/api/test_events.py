@@ -45,8 +45,10 @@ def test_each_event_gets_its_own_outcome(bank: TestClient) -> None:
         event(event_id="e-4", occurred_at="yesterday"),
         event(event_id="e-1"),
         {"event_id": "e-6"},
+        "not an event",
+        event(event_id="e-8", value=True, colour="red"),
     )
-    assert (body["accepted"], body["duplicate"], body["rejected"]) == (1, 1, 4)
+    assert (body["accepted"], body["duplicate"], body["rejected"]) == (1, 1, 6)
     statuses = [(r["index"], r["status"]) for r in body["results"]]
     assert statuses == [
         (0, "accepted"),
@@ -55,12 +57,16 @@ def test_each_event_gets_its_own_outcome(bank: TestClient) -> None:
         (3, "rejected"),
         (4, "duplicate"),
         (5, "rejected"),
+        (6, "rejected"),
+        (7, "rejected"),
     ]
     errors = {r["index"]: {e["field"] for e in r["errors"]} for r in body["results"]}
     assert errors[1] == {"event_type"}
     assert errors[2] == {"customer_id", "product_id"}
     assert errors[3] == {"occurred_at"}
     assert {"customer_id", "product_id", "event_type", "occurred_at"} <= errors[5]
+    assert errors[6] == {"event"}
+    assert errors[7] == {"value", "colour"}
 
 
 def test_resending_a_batch_adds_nothing(bank: TestClient) -> None:
