@@ -95,6 +95,13 @@ def _lifecycle(
     return status, available_from, available_to, (launch // day).tolist()
 
 
+def _centroids(rng: np.random.Generator) -> npt.NDArray[np.float32]:
+    """Taste group centres at right angles to each other, so every group wants a different mix
+    of products whatever the seed (random directions can land two groups close together)."""
+    q, _ = np.linalg.qr(rng.normal(0.0, 1.0, (LATENT_DIM, LATENT_DIM)))
+    return (q.T[:N_TASTE_GROUPS] * np.sqrt(LATENT_DIM)).astype(np.float32)
+
+
 def build_catalogue(config: SynthConfig) -> Catalogue:
     """Draw the catalogue of a bank for ``config.seed`` (60 to 150 products)."""
     rng = np.random.default_rng([config.seed, _CATALOGUE_STREAM])
@@ -140,7 +147,7 @@ def build_catalogue(config: SynthConfig) -> Catalogue:
             np.float32
         ),
         latent=rng.normal(0.0, 1.0 / np.sqrt(LATENT_DIM), (n, LATENT_DIM)).astype(np.float32),
-        taste_centroids=rng.normal(0.0, 1.0, (N_TASTE_GROUPS, LATENT_DIM)).astype(np.float32),
+        taste_centroids=_centroids(rng),
         available_from=available_from,
         available_to=available_to,
         amount=np.array([max(c.amount, 50.0) for c in concepts], np.float32),
