@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,7 +28,7 @@ class KeyMap:
     pks: np.ndarray
 
     @classmethod
-    def from_pairs(cls, pairs: list[tuple[str, int]]) -> KeyMap:
+    def from_pairs(cls, pairs: Sequence[tuple[str, int]]) -> KeyMap:
         ids = [p[0] for p in pairs]
         return cls(pd.Index(ids, dtype="str"), np.asarray([p[1] for p in pairs], dtype=np.int64))
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Index
 
 from app.jobs.importer import readers, writers
 from app.jobs.importer.contract import CONTRACTS, ImportKind
 from app.jobs.importer.errors import InvalidRowsError, SourceError
+from app.jobs.importer.prefetch import prefetch
 from app.jobs.importer.report import ImportResult, RejectSink
 from app.jobs.importer.rules import RuleContext, check
 from app.settings import Settings
@@ -111,7 +112,7 @@ def _attempt(
     now = datetime.now(UTC)
     result.rows_read = result.rows_written = result.rows_unchanged = result.rows_rejected = 0
     with engine.connect() as conn:
-        sqlite_cache = _widen_sqlite_cache(conn)
+        restore = _sqlite_import_pragmas(conn)
         try:
             with conn.begin():
                 run_id = writers.start_run(conn, result, now)
@@ -131,8 +132,11 @@ def _attempt(
                 result.status = "partial" if sink.count else "succeeded"
                 writers.finish_run(conn, run_id, result, datetime.now(UTC))
         finally:
-            if sqlite_cache is not None:
-                conn.exec_driver_sql(f"PRAGMA cache_size = {sqlite_cache}")
+            if restore is not None:
+                conn.rollback()
+                conn.exec_driver_sql(f"PRAGMA cache_size = {restore[0]}")
+                conn.exec_driver_sql(f"PRAGMA foreign_keys = {restore[1]}")
+                conn.commit()
 
 
 def _load(
@@ -153,6 +157,7 @@ def _load(
     )
     writer: writers.InteractionWriter | None = None
     watermark: int | None = None
+    rebuild: list[Index] = []
     if kind is ImportKind.INTERACTIONS:
         ctx = RuleContext(
             ctx.latest_allowed,
@@ -162,12 +167,17 @@ def _load(
         )
         watermark = writers.max_interaction_id(conn)
         writer = writers.interaction_writer(conn, watermark)
+        if writers.should_rebuild_indexes(info.size_bytes, watermark):
+            rebuild = writers.drop_secondary_indexes(conn)
     # First data row of each key across chunks (customers and products files are modest).
     seen_keys: dict[str, int] = {}
     skip_rows = [m.row for m in malformed] if malformed is not None else None
-    for chunk in readers.iter_chunks(info, settings.import_chunk_rows, skip_rows):
+    checked_chunks = (
+        (chunk, check(kind, chunk.frame, chunk.rows, ctx))
+        for chunk in readers.iter_chunks(info, settings.import_chunk_rows, skip_rows)
+    )
+    for chunk, checked in prefetch(checked_chunks):
         result.rows_read += len(chunk.frame)
-        checked = check(kind, chunk.frame, chunk.rows, ctx)
         bad = checked.problems.bad
         reasons = checked.problems.reasons()
         key = CONTRACTS[kind].key
@@ -204,6 +214,8 @@ def _load(
         result.rows_unchanged = result.rows_read - sink.count - result.rows_written
     if writer is not None:
         writer.close()
+    if rebuild and (options.skip_invalid or not sink.count):
+        writers.create_indexes(conn, rebuild)
     return watermark
 
 
@@ -256,13 +268,18 @@ def _report_progress(options: ImportOptions, result: ImportResult) -> None:
         options.progress(result.rows_read)
 
 
-def _widen_sqlite_cache(conn: Connection) -> int | None:
+def _sqlite_import_pragmas(conn: Connection) -> tuple[int, int] | None:
+    """Bigger page cache; foreign keys unchecked (the rules resolved every key in this same
+    transaction, which holds SQLite's only write lock). Returns the values to restore."""
     if conn.dialect.name != "sqlite":
         return None
-    previous = int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+    cache = int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+    foreign_keys = int(conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one())
+    conn.commit()  # pragmas below are no-ops inside a transaction
     conn.exec_driver_sql(f"PRAGMA cache_size = -{_SQLITE_IMPORT_CACHE_KIB}")
+    conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
     conn.commit()
-    return previous
+    return cache, foreign_keys
 
 
 def _record_refused(engine: Engine, result: ImportResult, started: float) -> None:
