@@ -140,3 +140,17 @@ def test_registry_routes_are_admin_only_and_name_unknowns(
     assert missing.json()["type"].endswith("/model-version-not-found")
     unknown = client.put("/v1/strategies/nope/pin", json={"pinned": True}, headers=ADMIN)
     assert unknown.status_code == 404
+
+
+def test_rollback_to_a_damaged_artifact_is_refused(
+    client: TestClient, versions: dict[str, Path]
+) -> None:
+    activate(client, "pop-old")
+    activate(client, "pop-new")
+    (versions["pop-old"] / "manifest.json").write_text("{}", encoding="utf-8")
+
+    response = client.post("/v1/strategies/popularity/rollback", headers=ADMIN)
+    assert response.status_code == 422
+    assert response.json()["type"].endswith("/invalid-artifact")
+    [strategy] = client.get("/v1/models", headers=ADMIN).json()["activations"]
+    assert (strategy["version"], strategy["loaded_version"]) == ("pop-new", "pop-new")
