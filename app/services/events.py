@@ -134,21 +134,24 @@ def _check(
     customer_ids = dict(zip(customers.pks.tolist(), customers.external.tolist(), strict=True))
 
     out: list[tuple[int, EventResultPublic | tuple[str, dict[str, Any]]]] = []
+    kept: set[str] = set()  # event ids stored already or about to be
     for pos, event_id in enumerate(event_ids):
-        reason = reasons.get(pos)
-        if reason is not None:
-            parts = reason.split("; ")
-            if all(part.startswith(_DUPLICATE) for part in parts):
-                # A repeat inside the batch: the first occurrence decides.
-                out.append(
-                    (pos, EventResultPublic(index=pos, event_id=event_id, status="duplicate"))
-                )
-            else:
-                errors = [EventError(field=_field_of(p), message=_api_wording(p)) for p in parts]
-                out.append((pos, _rejected(pos, event_id, errors)))
-        elif event_id in stored:
+        parts = reasons[pos].split("; ") if pos in reasons else []
+        repeat = bool(parts) and all(part.startswith(_DUPLICATE) for part in parts)
+        if repeat and event_id in kept:
+            duplicate = EventResultPublic(index=pos, event_id=event_id, status="duplicate")
+            out.append((pos, duplicate))
+            continue
+        if repeat:
+            parts = []  # its first occurrence in the batch was rejected: judge this one alone
+        if parts:
+            errors = [EventError(field=_field_of(p), message=_api_wording(p)) for p in parts]
+            out.append((pos, _rejected(pos, event_id, errors)))
+        elif event_id in stored or event_id in kept:
+            kept.add(str(event_id))
             out.append((pos, EventResultPublic(index=pos, event_id=event_id, status="duplicate")))
         else:
+            kept.add(str(event_id))
             row = _row(clean.iloc[pos])
             out.append((pos, (str(customer_ids[row["customer_pk"]]), row)))
     return out

@@ -118,3 +118,8 @@ def test_events_without_an_id_get_the_import_content_hash(bank: TestClient) -> N
         pd.Series(["app"]),
     )
     assert result["event_id"] == expected
+
+
+def test_a_repeat_of_a_rejected_event_is_judged_on_its_own(bank: TestClient) -> None:
+    body = post(bank, event(event_id="e-1", event_type="teleport"), event(event_id="e-1"))
+    assert [r["status"] for r in body["results"]] == ["rejected", "accepted"]
