@@ -1,22 +1,65 @@
-"""``GET /v1/customers/{customer_id}/recommendations``: the mobile-banking hot path."""
+"""``GET /v1/customers/{customer_id}/recommendations``: the mobile-banking hot path.
+
+Query parameters are validated by one pydantic model (:class:`RecommendationQuery`) instead of
+one FastAPI parameter each: the result and the 422 problem are the same, at a fraction of the
+per-request cost. The OpenAPI description lists them from the same model.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from app.api.admin import ADMIN_HEADER
 from app.api.errors import ProblemError
 from app.schemas.problems import problem_responses
-from app.schemas.recommendations import RecommendationsPublic
+from app.schemas.recommendations import RecommendationQuery, RecommendationsPublic
 from app.services.recommend.flow import recommend_for_customer
 from app.services.recommend.service import Item, Recommendation, RecommendRequest
 
 router = APIRouter(tags=["recommendations"])
 
 RECOMMENDATION_HEADER = "X-Recommendation-Id"
+_ADMIN_HEADER_KEY = ADMIN_HEADER.lower()
+
+
+def query_parameters(model: type[RecommendationQuery]) -> list[dict[str, Any]]:
+    """OpenAPI ``parameters`` entries for a query model (plus the admin header)."""
+    schema = model.model_json_schema()
+    params: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": prop.pop("description", ""),
+            "schema": {k: v for k, v in prop.items() if k != "title"},
+        }
+        for name, prop in schema["properties"].items()
+    ]
+    params.append(
+        {
+            "name": ADMIN_HEADER,
+            "in": "header",
+            "required": False,
+            "description": "`1` marks an admin request (development and test deployments only).",
+            "schema": {"type": "string"},
+        }
+    )
+    return params
+
+
+def parse_query(request: Request) -> RecommendationQuery:
+    """Validate the query string; errors become the usual 422 problem naming the field."""
+    try:
+        return RecommendationQuery.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**err, "loc": ("query", *err["loc"])} for err in exc.errors()]
+        ) from None
 
 
 def render_items(items: list[Item]) -> list[dict[str, Any]]:
@@ -61,32 +104,27 @@ def render(result: Recommendation) -> Response:
         200: {"headers": {RECOMMENDATION_HEADER: {"schema": {"type": "string"}}}},
         **problem_responses(403, 404, 503),
     },
+    openapi_extra={"parameters": query_parameters(RecommendationQuery)},
 )
 async def get_recommendations(
     request: Request,
     customer_id: Annotated[str, Path(min_length=1, max_length=64)],
-    k: Annotated[int | None, Query(ge=1, le=50, description="List length (default 10).")] = None,
-    channel: Annotated[str | None, Query(max_length=32)] = None,
-    placement: Annotated[str | None, Query(max_length=64)] = None,
-    explain: Annotated[bool, Query(description="Attach reasons to each item.")] = True,
-    strategy: Annotated[
-        str | None,
-        Query(max_length=32, description=f"Admin only ({ADMIN_HEADER}: 1): serve this strategy."),
-    ] = None,
-    x_finrec_admin: Annotated[str | None, Header(alias=ADMIN_HEADER)] = None,
 ) -> Response:
     """Recommend suitable products for one customer, with reasons."""
     state = request.app.state
-    if strategy is not None and not (state.settings.admin_header_allowed and x_finrec_admin == "1"):
+    query = parse_query(request)
+    if query.strategy is not None and not (
+        state.settings.admin_header_allowed and request.headers.get(_ADMIN_HEADER_KEY) == "1"
+    ):
         raise ProblemError(
             403, "admin-required", f"the strategy override is for administrators ({ADMIN_HEADER})"
         )
     params = RecommendRequest(
-        k=k if k is not None else state.settings.default_k,
-        channel=channel,
-        placement=placement,
-        explain=explain,
-        strategy=strategy,
+        k=query.k if query.k is not None else state.settings.default_k,
+        channel=query.channel,
+        placement=query.placement,
+        explain=query.explain,
+        strategy=query.strategy,
     )
     result = await recommend_for_customer(state.serving, customer_id, params)
     return render(result)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 ServedFrom = Literal["precomputed", "live", "fallback"]
 ReasonCode = Literal[
@@ -66,3 +66,21 @@ class SimilarProductsPublic(BaseModel):
     served_from: ServedFrom
     degraded: bool
     items: list[RecommendedItemPublic]
+
+
+class RecommendationQuery(BaseModel):
+    """Query parameters of ``GET /v1/customers/{customer_id}/recommendations``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    k: int | None = Field(default=None, ge=1, le=50, description="List length (default 10).")
+    channel: str | None = Field(default=None, max_length=32, description="Calling channel.")
+    placement: str | None = Field(
+        default=None, max_length=64, description="Where the list is shown (e.g. `home`)."
+    )
+    explain: bool = Field(default=True, description="Attach reasons to each item.")
+    strategy: str | None = Field(
+        default=None,
+        max_length=32,
+        description="Admin only (`X-Finrec-Admin: 1`, never in production): serve this strategy.",
+    )

@@ -14,9 +14,10 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
+from datetime import UTC
 from typing import Any
 
-from sqlalchemy import insert
+import orjson
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,6 +28,57 @@ log = logging.getLogger(__name__)
 ExposureRow = dict[str, Any]
 # A row, or a (builder, args) pair built at flush time so the response does not pay for it.
 Pending = ExposureRow | tuple[Callable[..., ExposureRow], tuple[Any, ...]]
+
+
+_COLUMNS = (
+    "recommendation_id",
+    "customer_id",
+    "strategy",
+    "model_version",
+    "served_from",
+    "degraded",
+    "channel",
+    "placement",
+    "experiment",
+    "variant",
+    "items",
+    "served_at",
+)
+
+
+def _insert(session: Session, rows: list[ExposureRow]) -> None:
+    """One DBAPI ``executemany``: the log is written at request rate, so skip ORM overhead.
+
+    JSON is encoded with orjson and timestamps are stored as the ``UTCDateTime`` type would
+    store them (naive UTC on SQLite, aware on PostgreSQL).
+    """
+    connection = session.connection()
+    dialect = connection.dialect
+    sqlite = dialect.name == "sqlite"
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    items_mark = mark if sqlite else f"CAST({mark} AS JSONB)"
+    marks = ", ".join(items_mark if c == "items" else mark for c in _COLUMNS)
+    sql = f"INSERT INTO {Exposure.__tablename__} ({', '.join(_COLUMNS)}) VALUES ({marks})"
+    params = []
+    for row in rows:
+        served_at = row["served_at"].astimezone(UTC)
+        params.append(
+            (
+                row["recommendation_id"],
+                row["customer_id"],
+                row["strategy"],
+                row["model_version"],
+                row["served_from"],
+                bool(row["degraded"]),
+                row["channel"],
+                row["placement"],
+                row["experiment"],
+                row["variant"],
+                orjson.dumps(row["items"]).decode(),
+                served_at.replace(tzinfo=None) if sqlite else served_at,
+            )
+        )
+    connection.exec_driver_sql(sql, params)
 
 
 def _materialise(item: Pending) -> ExposureRow:
@@ -95,7 +147,7 @@ class ExposureLog:
                 batch = list(rows)  # keep built rows if they have to go back in the buffer
                 try:
                     with self._session_factory() as session, session.begin():
-                        session.execute(insert(Exposure), rows)
+                        _insert(session, rows)
                 except (SQLAlchemyError, OSError) as exc:
                     self.failed_flushes += 1
                     room = max(self._max_buffer - len(self._buffer), 0)

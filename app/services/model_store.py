@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import ModelVersion, StrategyActivation
 from app.services.errors import InvalidArtifact
+from recommenders.base import VectorModel
 from recommenders.errors import RecommenderError
 
 log = logging.getLogger(__name__)
@@ -50,9 +51,12 @@ class LoadedModel:
     version: str
     algorithm: str
     model: Any
-    customer_index: pd.Index
+    customer_index: dict[str, int]
     product_external: np.ndarray
     _positions: tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = field(
+        default=None, repr=False
+    )
+    _layout: tuple[int, tuple[np.ndarray, np.ndarray | None, np.ndarray] | None] | None = field(
         default=None, repr=False
     )
 
@@ -67,7 +71,8 @@ class LoadedModel:
             version=version,
             algorithm=str(getattr(model, "algorithm", strategy)),
             model=model,
-            customer_index=pd.Index(np.asarray(customer_ids.external)),
+            # A dict costs memory (~100 bytes a customer) but answers in ~100 ns per request.
+            customer_index={c: i for i, c in enumerate(np.asarray(customer_ids.external).tolist())},
             product_external=np.asarray(product_ids.external).astype(object),
         )
 
@@ -77,11 +82,7 @@ class LoadedModel:
 
     def customer_position(self, customer_id: str) -> int:
         """The model's index for ``customer_id``, or -1 when the model never saw them."""
-        try:
-            loc = self.customer_index.get_loc(customer_id)
-        except KeyError:
-            return -1
-        return loc if isinstance(loc, int) else -1
+        return self.customer_index.get(customer_id, -1)
 
     def product_index_of(self, product_ids: Iterable[str]) -> np.ndarray:
         """The model's indices for the given product IDs (IDs it does not know are skipped)."""
@@ -90,6 +91,53 @@ class LoadedModel:
             return np.zeros(0, dtype=np.int64)
         found = np.asarray(pd.Index(self.product_external).get_indexer(ids), dtype=np.int64)
         return found[found >= 0]
+
+    def score_catalog(
+        self, position: int, version: int, index: Mapping[str, int], size: int
+    ) -> np.ndarray:
+        """One known customer's scores in catalogue order (-inf where the model lacks a product).
+
+        Factor models take a fast path: their product factors are laid out in catalogue order
+        once per snapshot, so a request is a single matrix-vector product.
+        """
+        layout = self._factor_layout(version, index, size)
+        if layout is not None:
+            factors, bias, unknown = layout
+            model = self.model
+            scores = factors @ model.customer_factors[position]
+            if bias is not None:
+                scores += bias
+            if model.customer_bias is not None:
+                scores += model.customer_bias[position]
+            scores[unknown] = -np.inf
+            return np.asarray(scores, dtype=np.float32)
+        _, model_idx, catalog_idx = self.catalog_view(version, index)
+        row = self.model.score(np.asarray([position]))[0]
+        scores = np.full(size, -np.inf, dtype=np.float32)
+        scores[catalog_idx] = row[model_idx]
+        return scores
+
+    def _factor_layout(
+        self, version: int, index: Mapping[str, int], size: int
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray] | None:
+        if not isinstance(self.model, VectorModel):
+            return None
+        cached = self._layout
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        _, model_idx, catalog_idx = self.catalog_view(version, index)
+        source = self.model.product_factors
+        factors = np.zeros((size, source.shape[1]), dtype=np.float32)
+        factors[catalog_idx] = source[model_idx]
+        bias = None
+        if self.model.product_bias is not None:
+            bias = np.zeros(size, dtype=np.float32)
+            bias[catalog_idx] = self.model.product_bias[model_idx]
+        unknown = np.ones(size, dtype=bool)
+        unknown[catalog_idx] = False
+        layout = (factors, bias, unknown)
+        self._layout = (version, layout)
+        return layout
 
     def catalog_positions(self, version: int, index: Mapping[str, int]) -> np.ndarray:
         """Catalogue position of each model product (-1 when the catalogue lacks it)."""

@@ -132,12 +132,12 @@ def live(
     if position >= 0 and loaded.algorithm == "fusion" and hasattr(model, "recommend_explained"):
         return _fusion_explained(loaded, position, mapping, allowed, limit)
     if position >= 0:
-        row = model.score(np.asarray([position]))[0]
+        scores = loaded.score_catalog(position, catalog.version, catalog.index, catalog.size)
     else:
         hist, feats = _cold_inputs(loaded, profile, hold_weight)
         row = model.score_cold(hist, feats)[0]
-    scores = np.full(catalog.size, NEG_INF, dtype=np.float32)
-    scores[catalog_idx] = row[model_idx]
+        scores = np.full(catalog.size, NEG_INF, dtype=np.float32)
+        scores[catalog_idx] = row[model_idx]
     scores[~allowed | np.isnan(scores)] = NEG_INF
     best = _best(scores, limit)
     code = R.reason_for_algorithm(loaded.algorithm)

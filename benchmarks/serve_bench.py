@@ -1,0 +1,293 @@
+"""Serving speed: finrec's recommendation endpoint against a bare FastAPI endpoint, same run.
+
+Protocol (the numbers in docs/serving.md come from this script):
+
+1. Build a synthetic bank in a fresh SQLite database (``--customers`` customers, ``--products``
+   products across five categories and five risk levels, ~4 holdings each), fit ALS with the
+   modelling library, save, register and activate the artifact.
+2. Start finrec under uvicorn (one worker, access log off) and a bare FastAPI app (one worker)
+   whose ``async`` route at the same path returns a fixed body of the same size as a real finrec
+   response (captured from the first server), including the ``X-Recommendation-Id`` header.
+3. Drive both with ``wrk`` over loopback (``--threads`` threads, ``--connections`` connections),
+   rotating over ``--pool`` customer ids (a slice are known to the database but not the model,
+   so cold-start routing is exercised). A warm-up run fills finrec's profile cache first.
+4. Alternate bare / finrec ``--repeats`` times for ``--duration`` seconds each; report RPS and
+   latency percentiles per run, the median RPS of each, their ratio, and the exposure rows that
+   finrec wrote (proof the logging ran).
+
+Run: ``OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/serve_bench.py`` (needs ``wrk``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CATEGORIES = ["deposit", "fund", "insurance", "loan", "card"]
+SEGMENTS = ["mass", "affluent", "young", "senior"]
+PATH = "/v1/customers/{}/recommendations"
+QUERY = "?k=10&channel=app&placement=home"
+
+LUA = """
+local ids = {}
+local counter = 0
+function init(args)
+  for line in io.lines(args[1]) do ids[#ids + 1] = line end
+  counter = math.random(#ids)
+end
+function request()
+  counter = counter % #ids + 1
+  return wrk.format("GET", "/v1/customers/" .. ids[counter] .. "/recommendations__QUERY__")
+end
+""".replace("__QUERY__", QUERY)
+
+
+def bare_app() -> Any:
+    """The baseline: the same route shape returning a fixed body of the same size."""
+    from fastapi import FastAPI, Response
+
+    body = Path(os.environ["FINREC_BENCH_BODY"]).read_bytes()
+    app = FastAPI()
+
+    @app.get("/v1/customers/{customer_id}/recommendations")
+    async def recommendations(customer_id: str) -> Response:
+        return Response(body, media_type="application/json",
+                        headers={"X-Recommendation-Id": "0" * 32})
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def build_bank(workdir: Path, n_customers: int, n_products: int, seed: int) -> tuple[str, str]:
+    """A migrated SQLite bank with an active ALS model; returns (database_url, version)."""
+    from sqlalchemy import insert
+
+    from app.db import migrate
+    from app.db.models import Customer, Holding, Product
+    from app.db.session import make_engine, make_session_factory
+    from app.services import registry
+    from recommenders.artifacts import save_artifact
+    from recommenders.dataset import Dataset
+    from recommenders.implicit_models import ALSRecommender
+
+    rng = np.random.default_rng(seed)
+    url = f"sqlite:///{workdir / 'bench.db'}"
+    migrate.upgrade(url)
+    now = datetime.now(UTC)
+    products = pd.DataFrame({
+        "product_id": [f"P{i:04d}" for i in range(n_products)],
+        "name": [f"Product {i}" for i in range(n_products)],
+        "category": [CATEGORIES[i % len(CATEGORIES)] for i in range(n_products)],
+        "risk_level": [f"R{1 + rng.integers(0, 5)}" for _ in range(n_products)],
+        "status": np.where(rng.random(n_products) < 0.95, "active", "retired"),
+    })
+    customers = pd.DataFrame({
+        "customer_id": [f"C{i:07d}" for i in range(n_customers)],
+        "segment": rng.choice(SEGMENTS, n_customers),
+        "risk_class": [f"C{c}" for c in rng.integers(1, 6, n_customers)],
+        "risk_assessed_at": [now - timedelta(days=int(d)) for d in rng.integers(1, 900, n_customers)],
+        "consent_personalization": rng.random(n_customers) < 0.95,
+    })
+    popularity = rng.zipf(1.6, n_products).astype(float)
+    popularity /= popularity.sum()
+    held_rows = []
+    for c in range(n_customers):
+        for p in set(rng.choice(n_products, size=rng.integers(1, 8), p=popularity).tolist()):
+            held_rows.append((c, p))
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(insert(Product), [
+            {"product_id": r.product_id, "name": r.name, "category": r.category,
+             "risk_level": r.risk_level, "status": r.status, "tags": [], "features": {},
+             "created_at": now, "updated_at": now}
+            for r in products.itertuples()])
+        conn.execute(insert(Customer), [
+            {"customer_id": r.customer_id, "segment": r.segment, "risk_class": r.risk_class,
+             "risk_assessed_at": r.risk_assessed_at,
+             "consent_personalization": bool(r.consent_personalization), "features": {},
+             "created_at": now, "updated_at": now}
+            for r in customers.itertuples()])
+        conn.execute(insert(Holding), [
+            {"customer_pk": c + 1, "product_pk": p + 1, "source": "event", "since": now,
+             "updated_at": now}
+            for c, p in held_rows])
+    # The model sees 95% of customers; the rest exercise cold-start routing.
+    known = customers.iloc[: int(n_customers * 0.95)]
+    events = pd.DataFrame({
+        "customer_id": [customers.customer_id[c] for c, _ in held_rows],
+        "product_id": [products.product_id[p] for _, p in held_rows],
+        "event_type": "hold",
+        "occurred_at": (now - timedelta(days=30)).isoformat(),
+    })
+    dataset = Dataset.from_frames(known, products, events)
+    model = ALSRecommender(factors=64, iterations=10).fit(dataset)
+    path = save_artifact(model, workdir / "artifacts" / "als")
+    with make_session_factory(engine)() as session, session.begin():
+        row = registry.register_artifact(session, path)
+        registry.activate(session, row.version, "als")
+        version = row.version
+    engine.dispose()
+    return url, version
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(target: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "uvicorn", target, "--factory", "--host", "127.0.0.1",
+           "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"]
+    if target.startswith("serve_bench"):
+        cmd += ["--app-dir", str(ROOT / "benchmarks")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{target} did not start")
+
+
+def warm_cache(port: int, customer_ids: list[str]) -> None:
+    """One request per customer so the measured runs see a warm profile cache."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client, \
+            ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda c: client.get(PATH.format(c) + QUERY).raise_for_status(),
+                      customer_ids))
+
+
+def wrk(port: int, script: Path, ids: Path, seconds: int, threads: int, conns: int
+        ) -> dict[str, Any]:
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}", "--", str(ids)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    pct = {}
+    for label, value, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", out,
+                                         re.MULTILINE):
+        pct[f"p{label}_ms"] = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {"rps": rps, **pct, "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--products", type=int, default=300)
+    parser.add_argument("--pool", type=int, default=5_000)
+    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/serve_bench.json")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is required (Debian: apt-get install -y wrk)")
+
+    workdir = Path(tempfile.mkdtemp(prefix="finrec-serve-bench-"))
+    t0 = time.perf_counter()
+    url, version = build_bank(workdir, args.customers, args.products, args.seed)
+    print(f"bank and model ready in {time.perf_counter() - t0:.1f}s: {version}")
+    rng = np.random.default_rng(args.seed)
+    pool = rng.choice(args.customers, size=min(args.pool, args.customers), replace=False)
+    ids = workdir / "ids.txt"
+    ids.write_text("\n".join(f"C{i:07d}" for i in pool) + "\n")
+    script = workdir / "rotate.lua"
+    script.write_text(LUA)
+
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "FINREC_DATABASE_URL": url,
+           "FINREC_ENVIRONMENT": "test", "FINREC_ARTIFACT_DIR": str(workdir / "artifacts"),
+           "FINREC_LOG_LEVEL": "WARNING"}
+    finrec_port, bare_port = free_port(), free_port()
+    finrec = start("app.main:create_app", finrec_port, env)
+    try:
+        sample = httpx.get(f"http://127.0.0.1:{finrec_port}{PATH.format(ids.read_text().split()[0])}{QUERY}")
+        sample.raise_for_status()
+        assert sample.json()["served_from"] == "live", sample.json()
+        body = workdir / "body.json"
+        body.write_bytes(sample.content)
+        bare = start("serve_bench:bare_app", bare_port, {**env, "FINREC_BENCH_BODY": str(body)})
+        try:
+            warm_cache(finrec_port, ids.read_text().split())
+            warm = wrk(finrec_port, script, ids, 5, args.threads, args.connections)
+            print(f"warm-up finrec: {warm}")
+            wrk(bare_port, script, ids, 3, args.threads, args.connections)
+            runs: dict[str, list[dict[str, Any]]] = {"bare": [], "finrec": []}
+            for rep in range(args.repeats):
+                for name, port in (("bare", bare_port), ("finrec", finrec_port)):
+                    result = wrk(port, script, ids, args.duration, args.threads, args.connections)
+                    result["load_avg_1m"] = os.getloadavg()[0]
+                    runs[name].append(result)
+                    print(f"run {rep + 1} {name}: {result}")
+        finally:
+            bare.terminate()
+            bare.wait()
+    finally:
+        finrec.terminate()
+        finrec.wait()
+
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        exposures = int(conn.execute(text("SELECT count(*) FROM exposures")).scalar_one())
+    engine.dispose()
+    bare_rps = statistics.median(r["rps"] for r in runs["bare"])
+    finrec_rps = statistics.median(r["rps"] for r in runs["finrec"])
+    summary = {
+        "protocol": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version()},
+        "response_bytes": len(sample.content),
+        "runs": runs,
+        "median_rps": {"bare": bare_rps, "finrec": finrec_rps},
+        "ratio": finrec_rps / bare_rps,
+        "finrec_p99_ms_max": max(r.get("p99_ms", float("nan")) for r in runs["finrec"]),
+        "exposure_rows_written": exposures,
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps({k: summary[k] for k in ("median_rps", "ratio", "finrec_p99_ms_max",
+                                               "exposure_rows_written")}, indent=2))
+    if os.environ.get("FINREC_BENCH_KEEP"):
+        print(f"kept {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
