@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, Index
+from sqlalchemy import Connection, Engine, ForeignKeyConstraint, Index
 
 from app.jobs.importer import readers, writers
 from app.jobs.importer.contract import CONTRACTS, ImportKind
@@ -158,6 +158,7 @@ def _load(
     writer: writers.InteractionWriter | None = None
     watermark: int | None = None
     rebuild: list[Index] = []
+    constraints: list[ForeignKeyConstraint] = []
     if kind is ImportKind.INTERACTIONS:
         ctx = RuleContext(
             ctx.latest_allowed,
@@ -169,6 +170,7 @@ def _load(
         writer = writers.interaction_writer(conn, watermark)
         if writers.should_rebuild_indexes(info.size_bytes, watermark):
             rebuild = writers.drop_secondary_indexes(conn)
+            constraints = writers.drop_foreign_keys(conn)
     # First data row of each key across chunks (customers and products files are modest).
     seen_keys: dict[str, int] = {}
     skip_rows = [m.row for m in malformed] if malformed is not None else None
@@ -214,8 +216,8 @@ def _load(
         result.rows_unchanged = result.rows_read - sink.count - result.rows_written
     if writer is not None:
         writer.close()
-    if rebuild and (options.skip_invalid or not sink.count):
-        writers.create_indexes(conn, rebuild)
+    if (rebuild or constraints) and (options.skip_invalid or not sink.count):
+        writers.restore_schema(conn, rebuild, constraints)
     return watermark
 
 

@@ -14,11 +14,22 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-from sqlalchemy import Connection, Index, Table, func, literal, or_, select
+from sqlalchemy import (
+    Connection,
+    ForeignKeyConstraint,
+    Index,
+    Table,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.schema import AddConstraint, DropConstraint
 
 from app.db.base import UTCDateTime
 from app.db.models import Customer, Holding, ImportRun, Interaction, Product
@@ -137,11 +148,27 @@ def drop_secondary_indexes(conn: Connection) -> list[Index]:
     return dropped
 
 
-def create_indexes(conn: Connection, indexes: list[Index]) -> None:
+def drop_foreign_keys(conn: Connection) -> list[ForeignKeyConstraint]:
+    """PostgreSQL checks foreign keys with a trigger per row; a large load re-adds them after,
+    which validates every row in one join. (SQLite runs the load with foreign_keys off.)"""
+    if conn.dialect.name != "postgresql":
+        return []
+    constraints = sorted(Interaction.__table__.foreign_key_constraints, key=lambda c: str(c.name))
+    for constraint in constraints:
+        conn.execute(DropConstraint(constraint))
+    return constraints
+
+
+def restore_schema(
+    conn: Connection, indexes: list[Index], constraints: list[ForeignKeyConstraint]
+) -> None:
+    """Re-create what a large load dropped, inside the same transaction."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
     for index in indexes:
         index.create(conn)
+    for constraint in constraints:
+        conn.execute(AddConstraint(constraint))
 
 
 def max_interaction_id(conn: Connection) -> int:
@@ -175,7 +202,7 @@ class InteractionWriter:
         if frame.empty:
             return WriteOutcome(0, none, none)
         savepoint = self.conn.begin_nested()
-        inserted = self._bulk_insert(frame)
+        inserted = self._fast_insert(frame)
         if inserted == len(frame):
             savepoint.commit()
             return WriteOutcome(inserted, none, none)
@@ -198,7 +225,12 @@ class InteractionWriter:
             found.update({str(e): int(i) for e, i in rows})
         return found
 
+    def _fast_insert(self, frame: pd.DataFrame) -> int:
+        """Insert all rows; may raise or return fewer than ``len(frame)`` on any conflict."""
+        return self._bulk_insert(frame)
+
     def _bulk_insert(self, frame: pd.DataFrame) -> int:
+        """Insert rows, skipping event ids that already exist; returns rows inserted."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -252,8 +284,25 @@ class PostgresInteractionWriter(InteractionWriter):
             "recommendation_id text) ON COMMIT DROP"
         )
 
+    def _fast_insert(self, frame: pd.DataFrame) -> int:
+        # COPY straight into the table; a repeated event_id aborts it and write() falls back.
+        try:
+            self._copy("interactions", frame)
+        except psycopg.errors.UniqueViolation:
+            return -1
+        return len(frame)
+
     def _bulk_insert(self, frame: pd.DataFrame) -> int:
         self.conn.exec_driver_sql(f"TRUNCATE {self._STAGE}")
+        self._copy(self._STAGE, frame)
+        names = ", ".join(_INTERACTION_COLUMNS)
+        result = self.conn.exec_driver_sql(
+            f"INSERT INTO interactions ({names}) SELECT {names} FROM {self._STAGE} "
+            "ON CONFLICT (event_id) DO NOTHING"
+        )
+        return int(result.rowcount)
+
+    def _copy(self, target: str, frame: pd.DataFrame) -> None:
         table = pa.table(
             {
                 "event_id": pa.array(frame["event_id"], type=pa.string(), from_pandas=True),
@@ -273,14 +322,11 @@ class PostgresInteractionWriter(InteractionWriter):
         pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False))
         names = ", ".join(_INTERACTION_COLUMNS)
         raw = self.conn.connection.driver_connection
-        with raw.cursor() as cursor:  # type: ignore[union-attr]
-            with cursor.copy(f"COPY {self._STAGE} ({names}) FROM STDIN (FORMAT csv)") as copy:
-                copy.write(buffer.getbuffer())
-            cursor.execute(
-                f"INSERT INTO interactions ({names}) SELECT {names} FROM {self._STAGE} "
-                "ON CONFLICT (event_id) DO NOTHING"
-            )
-            return int(cursor.rowcount)
+        with (
+            raw.cursor() as cursor,  # type: ignore[union-attr]
+            cursor.copy(f"COPY {target} ({names}) FROM STDIN (FORMAT csv)") as copy,
+        ):
+            copy.write(buffer.getbuffer())
 
 
 def _pylist(series: pd.Series) -> list[Any]:
