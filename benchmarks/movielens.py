@@ -29,6 +29,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import platform
 import time
 from collections import defaultdict
@@ -41,7 +42,7 @@ import pandas as pd
 
 from recommenders.base import Recommender
 from recommenders.dataset import Dataset, DatasetConfig
-from recommenders.evaluation.metrics import evaluate_lists
+from recommenders.evaluation.metrics import evaluate_lists, self_information
 from recommenders.evaluation.report import export_recommendations
 from recommenders.evaluation.splits import Split, stratified_split, validation_split
 from recommenders.fusion import FusionRecommender
@@ -65,9 +66,9 @@ PUBLISHED = {  # Recommenders' published MovieLens-100k table (nDCG@10, P@10)
 GRIDS: dict[str, dict[str, list[Any]]] = {
     "ease": {"l2": [200.0, 300.0, 500.0, 700.0, 1000.0]},
     "als": {
-        "factors": [16, 32, 64],
-        "regularization": [5.0, 20.0, 50.0],
-        "alpha": [0.25, 0.5, 1.0],
+        "factors": [32, 64, 128],
+        "regularization": [20.0, 50.0, 100.0, 200.0],
+        "alpha": [0.5, 1.0, 2.0],
         "iterations": [15],
     },
     "itemknn": {"similarity": ["bm25", "cosine"], "neighbours": [50, 100, 200, 400]},
@@ -90,6 +91,18 @@ QUICK_GRIDS: dict[str, dict[str, list[Any]]] = {
     "popularity": {"by_segment": [False]},
     "content": {"declared_weight": [0.5]},
 }
+
+
+def machine() -> str:
+    """CPU model and core count, for the record beside the numbers."""
+    model = platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def md5_file(path: Path) -> str:
@@ -145,11 +158,18 @@ def _fit_and_score(
 ) -> tuple[Recommender, np.ndarray, np.ndarray, dict[str, float], float]:
     model = get_algorithm(name)(**dict(params))
     start = time.perf_counter()
-    model.fit(dataset.with_events(split.train))
+    train = dataset.with_events(split.train)
+    model.fit(train)
     seconds = time.perf_counter() - start
     customers = split.test_customers
     indices, scores = model.recommend(customers, K, exclude=split.exclude[customers])
-    metrics = evaluate_lists(indices, split.test[customers], [K])[K]
+    metrics = evaluate_lists(
+        indices,
+        split.test[customers],
+        [K],
+        categories=dataset.product_category,
+        information=self_information(train.interactions),
+    )[K]
     return model, indices, scores, metrics, seconds
 
 
@@ -317,7 +337,7 @@ def main(argv: list[str] | None = None) -> None:
             "users_evaluated": len(split.test_customers),
             "test_ratings": int(split.test.nnz),
         },
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "machine": machine(),
         "published": PUBLISHED,
         "results": rows,
         "best": best,

@@ -23,12 +23,12 @@ import argparse
 import datetime as dt
 import itertools
 import json
-import platform
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from app.synth.bank import generate_bank
+from benchmarks.movielens import machine
 from recommenders.dataset import Dataset, DatasetConfig
 from recommenders.evaluation.report import Report
 from recommenders.evaluation.runner import evaluate_dataset
@@ -42,8 +42,8 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     "als": {"factors": [32, 64], "regularization": [0.05, 1.0], "alpha": [0.25, 1.0]},
     "bpr": {"factors": [32, 64], "learning_rate": [0.01, 0.05]},
     "itemknn": {"similarity": ["bm25", "cosine"], "neighbours": [20, 50]},
-    "ease": {"l2": [50.0, 200.0, 1000.0]},
-    "content": {"declared_weight": [0.5, 2.0], "popularity_weight": [0.05, 0.5]},
+    "ease": {"l2": [10.0, 50.0, 200.0, 1000.0], "binarize": [True, False]},
+    "content": {"declared_weight": [0.25, 0.5, 2.0], "popularity_weight": [0.05, 0.5, 1.0]},
     "lightfm": {"components": [32], "epochs": [30]},
 }
 
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     report.protocol.update(
         {"generator": f"generate_bank({args.customers}, seed={args.seed}, end_date={END_DATE})",
          "tuning": "validation time split of the training events (last 20%)",
-         "machine": f"{platform.machine()} {platform.processor() or ''}".strip()}
+         "machine": machine()}
     )  # fmt: skip
     paths = report.save(args.out)
     targets = check_targets(report, members)

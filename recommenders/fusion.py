@@ -11,10 +11,11 @@ the members that can *serve* each (customer, product) pair:
   scores products from their attributes (content, LightFM), so new products are ranked by the
   members that can judge them instead of being pushed down by those that cannot.
 
-Weights are tuned on a validation split carved from the training events (coordinate search on
-nDCG@k, starting from the best single member, so the blend is never worse than that member on
-validation) unless fixed in the params. Every recommended item records how much each member
-contributed (:meth:`FusionRecommender.recommend_explained`), so reasons can say why.
+Weights are tuned on a validation split carved from the training events unless fixed in the
+params: coordinate search on nDCG@k starting from the best single member, accepting only blends
+whose catalogue coverage is at least that member's (``keep_coverage``), so on validation the
+blend is never worse than its best member on either. Every recommended item records how much
+each member contributed (:meth:`FusionRecommender.recommend_explained`), so reasons can say why.
 
 The artifact holds the blend (weights, member names) plus each member's own artifact under
 ``members/<name>/``; every file is hashed by the fusion manifest and members verify their own.
@@ -33,7 +34,7 @@ from pydantic import Field, model_validator
 from recommenders.base import DEFAULT_CHUNK, Arrays, ColdInput, ModelParams, Recommender
 from recommenders.dataset import Dataset
 from recommenders.errors import ColdStartUnsupported
-from recommenders.evaluation.metrics import accuracy_at_k
+from recommenders.evaluation.metrics import accuracy_at_k, catalogue_coverage
 from recommenders.evaluation.splits import Split, random_split, stratified_split, time_split
 from recommenders.evaluation.tuning import coordinate_search
 from recommenders.ranking import apply_allowed, apply_exclusions, top_k
@@ -62,6 +63,8 @@ class FusionParams(ModelParams):
     grid: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0, 4.0])
     rounds: int = Field(default=3, ge=0)
     max_validation_customers: int = Field(default=20_000, ge=1)
+    # Accept only blends whose validation coverage@tune_k is at least the best member's.
+    keep_coverage: bool = True
     seed: int = 42
 
     @model_validator(mode="after")
@@ -114,6 +117,7 @@ class FusionRecommender(Recommender):
         self.weights = np.zeros(0, dtype=np.float32)
         self.warm_product = np.zeros(0, dtype=bool)
         self.validation_ndcg = float("nan")
+        self.validation_coverage = float("nan")
 
     @classmethod
     def build_for_contract(cls, dataset: Dataset) -> Recommender:
@@ -202,19 +206,30 @@ class FusionRecommender(Recommender):
             for name in self.member_names
         ]
         relevant = split.test[customers]
+        allowed = dataset.product_status == "active"  # only active products are ever served
         k = self.params.tune_k
 
-        def objective(weights: np.ndarray) -> float:
+        def measure(weights: np.ndarray) -> tuple[float, float]:
             fused, _ = _blend(blocks, weights)
             apply_exclusions(fused, exclude)
-            recs, _ = top_k(fused, k)
-            return float(np.nanmean(accuracy_at_k(recs, relevant, k)["ndcg"]))
+            recs, _ = top_k(apply_allowed(fused, allowed), k)
+            ndcg = float(np.nanmean(accuracy_at_k(recs, relevant, k)["ndcg"]))
+            return ndcg, catalogue_coverage(recs, k, dataset.n_products)
 
-        singles = [objective(np.eye(n_members)[i]) for i in range(n_members)]
-        start = np.eye(n_members)[int(np.argmax(singles))]
+        singles = [measure(np.eye(n_members)[i]) for i in range(n_members)]
+        best = int(np.argmax([ndcg for ndcg, _ in singles]))
+        # Fusion is meant to raise accuracy and coverage together: a blend that narrows the
+        # catalogue below the best member's is not accepted, however accurate.
+        floor = singles[best][1] if self.params.keep_coverage else -np.inf
+
+        def objective(weights: np.ndarray) -> float:
+            ndcg, coverage = measure(weights)
+            return ndcg if coverage >= floor else -np.inf
+
         weights, self.validation_ndcg = coordinate_search(
-            objective, start, self.params.grid, rounds=self.params.rounds
+            objective, np.eye(n_members)[best], self.params.grid, rounds=self.params.rounds
         )
+        self.validation_coverage = measure(weights)[1]
         return weights
 
     # ---- scoring ---------------------------------------------------------------------------
@@ -357,7 +372,9 @@ class FusionRecommender(Recommender):
             "weights": self.weights,
             "member_names": np.asarray(self.member_names, dtype=str),
             "warm_product": self.warm_product,
-            "validation_ndcg": np.asarray([self.validation_ndcg], dtype=np.float64),
+            "validation": np.asarray(
+                [self.validation_ndcg, self.validation_coverage], dtype=np.float64
+            ),
         }
 
     def _restore(self, arrays: Arrays) -> None:
@@ -366,7 +383,9 @@ class FusionRecommender(Recommender):
             raise ValueError(f"member names {names} do not match the params {self.member_names}")
         self.weights = arrays["weights"].astype(np.float32)
         self.warm_product = arrays["warm_product"].astype(bool)
-        self.validation_ndcg = float(arrays["validation_ndcg"][0])
+        self.validation_ndcg, self.validation_coverage = (
+            float(v) for v in arrays["validation"][:2]
+        )
         if self.weights.shape != (len(names),) or self.warm_product.shape != (self.n_products,):
             raise ValueError("fusion arrays do not match the members or the product map")
 
