@@ -10,7 +10,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,13 @@ from app.db.base import UTCDateTime
 from app.db.models import Customer, Holding, ImportRun, Interaction, Product
 from app.jobs.importer.report import ImportResult
 from app.jobs.importer.rules import KeyMap
+
+# Core tables, typed as such (the ORM declares ``__table__`` as a plain FromClause).
+CUSTOMERS = cast(Table, Customer.__table__)
+PRODUCTS = cast(Table, Product.__table__)
+INTERACTIONS = cast(Table, Interaction.__table__)
+HOLDINGS = cast(Table, Holding.__table__)
+IMPORT_RUNS = cast(Table, ImportRun.__table__)
 
 _INTERACTION_COLUMNS = (
     "event_id",
@@ -106,11 +113,11 @@ def upsert(conn: Connection, table: Table, key: str, frame: pd.DataFrame, now: d
 
 
 def upsert_customers(conn: Connection, frame: pd.DataFrame, now: datetime) -> int:
-    return upsert(conn, Customer.__table__, "customer_id", frame, now)  # type: ignore[arg-type]
+    return upsert(conn, CUSTOMERS, "customer_id", frame, now)
 
 
 def upsert_products(conn: Connection, frame: pd.DataFrame, now: datetime) -> int:
-    return upsert(conn, Product.__table__, "product_id", frame, now)  # type: ignore[arg-type]
+    return upsert(conn, PRODUCTS, "product_id", frame, now)
 
 
 def load_key_map(conn: Connection, kind: str) -> KeyMap:
@@ -142,7 +149,7 @@ def should_rebuild_indexes(file_bytes: int, table_rows: int) -> bool:
 
 def drop_secondary_indexes(conn: Connection) -> list[Index]:
     """Drop the interactions indexes a bulk load rebuilds; returns them for re-creation."""
-    dropped = [ix for ix in Interaction.__table__.indexes if ix.name in _REBUILT_INDEXES]
+    dropped = [ix for ix in INTERACTIONS.indexes if ix.name in _REBUILT_INDEXES]
     for index in dropped:
         index.drop(conn)
     return dropped
@@ -153,7 +160,7 @@ def drop_foreign_keys(conn: Connection) -> list[ForeignKeyConstraint]:
     which validates every row in one join. (SQLite runs the load with foreign_keys off.)"""
     if conn.dialect.name != "postgresql":
         return []
-    constraints = sorted(Interaction.__table__.foreign_key_constraints, key=lambda c: str(c.name))
+    constraints = sorted(INTERACTIONS.foreign_key_constraints, key=lambda c: str(c.name))
     for constraint in constraints:
         conn.execute(DropConstraint(constraint))
     return constraints
@@ -331,7 +338,8 @@ class PostgresInteractionWriter(InteractionWriter):
 
 def _pylist(series: pd.Series) -> list[Any]:
     """Values with None for missing, as the sqlite3 driver binds them."""
-    return pa.array(series, from_pandas=True).to_pylist()
+    values: list[Any] = pa.array(series, from_pandas=True).to_pylist()
+    return values
 
 
 def interaction_writer(conn: Connection, watermark: int) -> InteractionWriter:
@@ -358,19 +366,19 @@ def derive_holdings(
         literal(now, UTCDateTime()),
     ).where(Interaction.id > watermark, Interaction.event_type.in_(list(holding_event_types)))
     source = source.group_by(Interaction.customer_pk, Interaction.product_pk)
-    table = Holding.__table__
-    stmt = _insert(conn, table).from_select(  # type: ignore[arg-type]
+    table = HOLDINGS
+    stmt = _insert(conn, table).from_select(
         ["customer_pk", "product_pk", "source", "since", "updated_at"], source
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=["customer_pk", "product_pk"],
         set_={"since": stmt.excluded.since, "updated_at": stmt.excluded.updated_at},
-        where=stmt.excluded.since < table.c.since,  # type: ignore[attr-defined]
+        where=stmt.excluded.since < table.c.since,
     )
     if conn.dialect.name == "postgresql":
         # Count on the server: the driver's rowcount is unreliable here, and RETURNING every
         # holding to Python would grow memory with the data.
-        written = stmt.returning(table.c.customer_pk).cte("written")  # type: ignore[attr-defined]
+        written = stmt.returning(table.c.customer_pk).cte("written")
         return int(conn.execute(select(func.count()).select_from(written)).scalar_one())
     return max(int(conn.execute(stmt).rowcount), 0)
 
@@ -378,7 +386,7 @@ def derive_holdings(
 def start_run(conn: Connection, result: ImportResult, now: datetime) -> int:
     """The audit row, written first so the SQLite transaction is open before any savepoint."""
     stmt = (
-        ImportRun.__table__.insert()  # type: ignore[attr-defined]
+        IMPORT_RUNS.insert()
         .values(
             kind=result.kind,
             source=result.source,
@@ -393,7 +401,7 @@ def start_run(conn: Connection, result: ImportResult, now: datetime) -> int:
 
 def finish_run(conn: Connection, run_id: int, result: ImportResult, now: datetime) -> None:
     conn.execute(
-        ImportRun.__table__.update()  # type: ignore[attr-defined]
+        IMPORT_RUNS.update()
         .where(ImportRun.id == run_id)
         .values(
             finished_at=now,
