@@ -7,6 +7,7 @@ import typer
 from app.cli import db, openapi, serve
 from app.cli import evaluate as evaluate_cli
 from app.cli import experiments as experiments_cli
+from app.cli import generate as generate_cli
 from app.cli import importing as importing_cli
 from app.cli import models as models_cli
 from app.cli import train as train_cli
@@ -26,6 +27,7 @@ models_cli.register(cli)
 evaluate_cli.register(cli)
 importing_cli.register(cli)
 experiments_cli.register(cli)
+generate_cli.register(cli)
 
 
 def main() -> None:
