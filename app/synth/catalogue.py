@@ -99,7 +99,10 @@ def _centroids(rng: np.random.Generator) -> npt.NDArray[np.float32]:
     """Taste group centres at right angles to each other, so every group wants a different mix
     of products whatever the seed (random directions can land two groups close together)."""
     q, _ = np.linalg.qr(rng.normal(0.0, 1.0, (LATENT_DIM, LATENT_DIM)))
-    return (q.T[:N_TASTE_GROUPS] * np.sqrt(LATENT_DIM)).astype(np.float32)
+    centres: npt.NDArray[np.float32] = (q.T[:N_TASTE_GROUPS] * np.sqrt(LATENT_DIM)).astype(
+        np.float32
+    )
+    return centres
 
 
 def build_catalogue(config: SynthConfig) -> Catalogue:

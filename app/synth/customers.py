@@ -29,6 +29,20 @@ _CUSTOMER_STREAM = 2
 _YEAR = 365.25 * SECONDS_PER_DAY
 # Preferred channel mix for digital and for non-digital customers.
 _CHANNEL_MIX = np.array([[0.62, 0.28, 0.05, 0.05], [0.08, 0.22, 0.5, 0.2]])
+
+
+def draw_channels(rng: np.random.Generator, digital: npt.NDArray[np.bool_]) -> npt.NDArray[np.int8]:
+    """A channel per customer (or session) from the digital or the non-digital mix."""
+    uniform = rng.random(len(digital))
+    cum = np.cumsum(_CHANNEL_MIX, axis=1)
+    channel = np.where(
+        digital,
+        np.searchsorted(cum[0], uniform, side="right"),
+        np.searchsorted(cum[1], uniform, side="right"),
+    )
+    return np.minimum(channel, len(CHANNELS) - 1).astype(np.int8)
+
+
 # Thresholds on a latent risk appetite that give roughly 12/25/33/20/10 % in C1..C5.
 _RISK_CUTS = np.array([-1.1, -0.31, 0.49, 1.2])
 
@@ -73,19 +87,25 @@ def sample_rows(
 ) -> npt.NDArray[np.intp]:
     """``k`` column indices per row, drawn with replacement in proportion to ``weights``.
 
-    One searchsorted over all rows at once: row ``i``'s cumulative weights are scaled into
-    ``[i, i + 1]``, so a single sorted array serves every row.
+    Inverse-CDF sampling with a binary search run for all rows at once: each step halves the
+    remaining range of every draw, reading only that draw's own row.
     """
     n, width = weights.shape
     cum = np.cumsum(weights, axis=1, dtype=np.float64)
-    cum /= cum[:, -1:]
-    rows = np.arange(n, dtype=np.float64)[:, None]
-    flat = (cum + rows).ravel()
-    hits = np.searchsorted(flat, (rng.random((n, k)) + rows).ravel(), side="right")
-    columns: npt.NDArray[np.intp] = np.minimum(
-        hits.reshape(n, k) - np.arange(n)[:, None] * width, width - 1
-    )
-    return columns
+    target = rng.random((n, k)) * cum[:, -1:]
+    rows = np.arange(n)[:, None] * width
+    flat = cum.ravel()
+    # below = how many cumulative weights are <= target, i.e. the index of the chosen column.
+    below = np.zeros((n, k), np.intp)
+    step = 1 << (width.bit_length() - 1)
+    while step:
+        candidate = below + step
+        inside = candidate <= width
+        probe = flat[rows + np.minimum(candidate, width) - 1]
+        below = np.where(inside & (probe <= target), candidate, below)
+        step >>= 1
+    chosen: npt.NDArray[np.intp] = np.minimum(below, width - 1)
+    return chosen
 
 
 def _draw_chunk(
@@ -145,8 +165,7 @@ def _draw_chunk(
     assessed_at = np.maximum(assessed_at, onboarding)
 
     digital = rng.random(n) < 1 / (1 + np.exp(0.07 * (age - 55)))
-    mix = np.cumsum(_CHANNEL_MIX[np.where(digital, 0, 1)], axis=1)
-    channel = (rng.random(n)[:, None] > mix).sum(axis=1).astype(np.int8)
+    channel = draw_channels(rng, digital)
     has_children = rng.random(n) < np.where((age >= 27) & (age <= 55), 0.55, 0.12)
     dependants = np.where(has_children, rng.integers(1, 4, n), 0).astype(np.int8)
 

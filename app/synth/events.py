@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from app.synth.catalogue import Catalogue
 from app.synth.config import SECONDS_PER_DAY, SynthConfig
-from app.synth.customers import _CHANNEL_MIX, CHANNELS, Population
+from app.synth.customers import CHANNELS, Population, draw_channels
 from app.synth.formatting import TIMESTAMP, id_width, prefixed_ids
 from app.synth.funnel import EXPLORE, Funnel, explore_weights
 
@@ -214,10 +214,9 @@ class EventModel:
         bought = applied & (draws[2] < p_buy) & (t_buy < open_until)
 
         usual = rng.random(n) < 0.65
-        mix = np.cumsum(_CHANNEL_MIX[np.where(pop.digital[who], 0, 1)], axis=1)
-        drawn = (rng.random(n)[:, None] > mix).sum(axis=1)
-        channel = np.where(usual, pop.channel[who], drawn).astype(np.int8)
+        channel = np.where(usual, pop.channel[who], draw_channels(rng, pop.digital[who]))
         # Some sales close in a branch whatever channel the customer started in.
+        channel = channel.astype(np.int8)
         closing = np.where(rng.random(n) < 0.2, CHANNELS.index("branch"), channel).astype(np.int8)
         value = np.round(cat.amount[what] * pop.wealth[who] ** 0.7 * rng.lognormal(0.0, 0.5, n), 2)
 
