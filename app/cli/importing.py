@@ -27,7 +27,14 @@ import_app = typer.Typer(
     no_args_is_help=True,
 )
 
-FILE_ARG = typer.Argument(..., help="CSV (UTF-8, header row) or Parquet file.", show_default=False)
+FILE_ARG = typer.Argument(
+    ...,
+    help="CSV (UTF-8, header row) or Parquet file.",
+    show_default=False,
+    exists=True,
+    dir_okay=False,
+    readable=True,
+)
 SKIP_OPT = typer.Option(
     False, "--skip-invalid", help="Load the valid rows; write the rejected ones to a rejects file."
 )

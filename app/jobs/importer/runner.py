@@ -171,6 +171,7 @@ def _load(
         if writers.should_rebuild_indexes(info.size_bytes, watermark):
             rebuild = writers.drop_secondary_indexes(conn)
             constraints = writers.drop_foreign_keys(conn)
+    updated = _columns_to_update(kind, info.columns)
     # First data row of each key across chunks (customers and products files are modest).
     seen_keys: dict[str, int] = {}
     skip_rows = [m.row for m in malformed] if malformed is not None else None
@@ -192,9 +193,9 @@ def _load(
             continue
         good = checked.clean[~bad]
         if kind is ImportKind.CUSTOMERS:
-            result.rows_written += writers.upsert_customers(conn, good, now)
+            result.rows_written += writers.upsert_customers(conn, good, now, updated)
         elif kind is ImportKind.PRODUCTS:
-            result.rows_written += writers.upsert_products(conn, good, now)
+            result.rows_written += writers.upsert_products(conn, good, now, updated)
         else:
             assert writer is not None
             outcome = writer.write(good)
@@ -219,6 +220,15 @@ def _load(
     if (rebuild or constraints) and (options.skip_invalid or not sink.count):
         writers.restore_schema(conn, rebuild, constraints)
     return watermark
+
+
+def _columns_to_update(kind: ImportKind, header: tuple[str, ...]) -> list[str]:
+    """Database columns an upsert may change: those the file carries (extra ones = features)."""
+    contract = CONTRACTS[kind]
+    columns = [c for c in contract.known if c in header]
+    if any(c not in contract.known for c in header):
+        columns.append("features")
+    return columns
 
 
 def _flag_earlier_keys(

@@ -88,8 +88,19 @@ def _missing(value: Any) -> bool:
     return bool(pd.isna(value))
 
 
-def upsert(conn: Connection, table: Table, key: str, frame: pd.DataFrame, now: datetime) -> int:
-    """Insert new rows and update changed ones; returns how many rows were inserted or changed."""
+def upsert(
+    conn: Connection,
+    table: Table,
+    key: str,
+    frame: pd.DataFrame,
+    now: datetime,
+    update_columns: Sequence[str],
+) -> int:
+    """Insert new rows and update changed ones; returns how many rows were inserted or changed.
+
+    Existing rows only take ``update_columns`` (the columns the file actually had), so a file
+    without, say, ``status`` or ``consent_personalization`` never resets them to the default.
+    """
     if frame.empty:
         return 0
     records = _records(frame)
@@ -97,27 +108,31 @@ def upsert(conn: Connection, table: Table, key: str, frame: pd.DataFrame, now: d
         record["created_at"] = now
         record["updated_at"] = now
     stmt = _insert(conn, table)
-    data_columns = [c for c in frame.columns if c != key]
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[key],
-        set_={
-            **{c: stmt.excluded[c] for c in data_columns},
-            "updated_at": stmt.excluded.updated_at,
-        },
-        # Unchanged rows are left alone, so updated_at means "content last changed".
-        where=or_(*(table.c[c].is_distinct_from(stmt.excluded[c]) for c in data_columns)),
-    )
+    changing = [c for c in frame.columns if c != key and c in update_columns]
+    if not changing:
+        stmt = stmt.on_conflict_do_nothing(index_elements=[key])
+    else:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[key],
+            set_={c: stmt.excluded[c] for c in [*changing, "updated_at"]},
+            # Unchanged rows are left alone, so updated_at means "content last changed".
+            where=or_(*(table.c[c].is_distinct_from(stmt.excluded[c]) for c in changing)),
+        )
     # RETURNING yields exactly the inserted or changed rows on both backends (executemany
     # rowcount is not reliable across drivers).
     return len(conn.execute(stmt.returning(table.c.id), records).all())
 
 
-def upsert_customers(conn: Connection, frame: pd.DataFrame, now: datetime) -> int:
-    return upsert(conn, CUSTOMERS, "customer_id", frame, now)
+def upsert_customers(
+    conn: Connection, frame: pd.DataFrame, now: datetime, update_columns: Sequence[str]
+) -> int:
+    return upsert(conn, CUSTOMERS, "customer_id", frame, now, update_columns)
 
 
-def upsert_products(conn: Connection, frame: pd.DataFrame, now: datetime) -> int:
-    return upsert(conn, PRODUCTS, "product_id", frame, now)
+def upsert_products(
+    conn: Connection, frame: pd.DataFrame, now: datetime, update_columns: Sequence[str]
+) -> int:
+    return upsert(conn, PRODUCTS, "product_id", frame, now, update_columns)
 
 
 def load_key_map(conn: Connection, kind: str) -> KeyMap:

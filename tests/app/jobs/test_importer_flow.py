@@ -15,6 +15,7 @@ from app.jobs.importer import ImportResult, InvalidRowsError, SourceError
 from app.jobs.importer.report import REASON_COLUMN, ROW_COLUMN
 from tests.app.jobs.conftest import CUSTOMERS_CSV, INTERACTIONS_CSV, PRODUCTS_CSV
 
+PRODUCTS_HEADER = "product_id,name,category,risk_level"
 Load = Callable[..., ImportResult]
 Write = Callable[[str, str], Path]
 
@@ -85,6 +86,18 @@ def test_second_import_of_the_same_file_adds_nothing(
         assert (again.rows_written, again.rows_unchanged) == (0, 5)
         assert (count(engine, Interaction), count(engine, Holding)) == before
     assert count(engine, Interaction) == 10
+
+
+def test_upsert_keeps_columns_the_file_does_not_have(
+    engine: Engine, load: Load, write: Write
+) -> None:
+    load("products", write("products.csv", PRODUCTS_CSV))
+    result = load("products", write("renamed.csv", f"{PRODUCTS_HEADER}\np3,Travel Card+,card,R1\n"))
+    assert (result.rows_written, result.rows_unchanged) == (1, 0)
+    with engine.connect() as conn:
+        p3 = conn.execute(select(Product).where(Product.product_id == "p3")).one()
+    # status was suspended; a file without a status column must not re-activate it
+    assert (p3.name, p3.status, p3.features) == ("Travel Card+", "suspended", {})
 
 
 def test_customers_upsert_updates_only_what_changed(
