@@ -212,17 +212,9 @@ def _print_results(results: ResultsPublic) -> None:
         "customers",
         "CTR",
         "conversion",
-        "ΔCTR [95% CI] p",
-        "Δconv [95% CI] p",
         title=f"{results.experiment} ({results.status})",
     )
     for v in results.variants:
-        cells = []
-        for c in v.comparisons:
-            p = "—" if c.p_value is None else f"{c.p_value:.3g}"
-            cells.append(f"{c.difference:+.2%} [{c.ci_low:+.2%}, {c.ci_high:+.2%}] p={p}")
-        while len(cells) < 2:
-            cells.append("control" if v.role == "control" else "—")
         table.add_row(
             v.variant,
             v.role,
@@ -230,9 +222,20 @@ def _print_results(results: ResultsPublic) -> None:
             str(v.customers),
             _pct(v.ctr),
             _pct(v.conversion),
-            *cells,
         )
     console.print(table)
+    versus = Table("variant", "metric", "difference", "95% CI", "p-value", title="vs control")
+    for v in results.variants:
+        for c in v.comparisons:
+            versus.add_row(
+                v.variant,
+                c.metric,
+                f"{c.difference * 100:+.2f} pp",
+                f"[{c.ci_low * 100:+.2f}, {c.ci_high * 100:+.2f}] pp",
+                "—" if c.p_value is None else f"{c.p_value:.3g}",
+            )
+    if versus.row_count:
+        console.print(versus)
     colour = {"ok": "green", "warn": "yellow", "alert": "bold red"}.get(results.srm.status, "")
     line = f"SRM: {results.srm.status} — {results.srm.message}"
     console.print(f"[{colour}]{line}[/]" if colour else line, highlight=False)
