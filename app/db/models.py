@@ -263,3 +263,8 @@ class ExperimentChange(Base):
     actor: Mapped[str | None] = mapped_column(String(64))
     changes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# Experiment results read an experiment's exposures by arm; declared here, beside the experiment
+# tables, so migration 0003 owns it.
+Index("ix_exposures_experiment_variant", Exposure.experiment, Exposure.variant)

@@ -20,6 +20,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("exposures", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_exposures_experiment_variant", ["experiment", "variant"], unique=False
+        )
 
     op.create_table(
         "experiments",
@@ -112,6 +116,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("exposures", schema=None) as batch_op:
+        batch_op.drop_index("ix_exposures_experiment_variant")
 
     op.drop_table("experiment_variants")
     with op.batch_alter_table("experiment_changes", schema=None) as batch_op:
