@@ -268,3 +268,63 @@ class ExperimentChange(Base):
 # Experiment results read an experiment's exposures by arm; declared here, beside the experiment
 # tables, so migration 0003 owns it.
 Index("ix_exposures_experiment_variant", Exposure.experiment, Exposure.variant)
+
+
+class Batch(Base):
+    """One precompute run: a model's lists for every customer, published when every chunk is in.
+
+    ``batch_id`` is derived from what the run computes (strategy, model version, k, chunking,
+    sharding, as-of time and a fingerprint of the data), so rerunning the same command after a
+    crash finds the same batch and resumes it.
+    """
+
+    __tablename__ = "precompute_batches"
+    __table_args__ = (
+        CheckConstraint("status IN ('running','complete')", name="status"),
+        Index("ix_precompute_batches_strategy_current", "strategy", "is_current"),
+    )
+
+    batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(32))
+    model_version: Mapped[str] = mapped_column(String(96))
+    k: Mapped[int]
+    chunk_size: Mapped[int]
+    shard_count: Mapped[int]
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime())
+    data_fingerprint: Mapped[str] = mapped_column(String(64))
+    customers_total: Mapped[int]
+    chunks_total: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    is_current: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class BatchChunk(Base):
+    """A committed chunk: written in the same transaction as its rows, so it is all or nothing."""
+
+    __tablename__ = "precompute_batch_chunks"
+
+    batch_id: Mapped[str] = mapped_column(
+        ForeignKey("precompute_batches.batch_id", ondelete="CASCADE"), primary_key=True
+    )
+    chunk_index: Mapped[int] = mapped_column(primary_key=True)
+    shard_index: Mapped[int]
+    customers: Mapped[int]
+    rows: Mapped[int]
+    outcomes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    done_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PrecomputedRecommendation(Base):
+    """One ranked item of one customer's list in one batch (bulk written, so no foreign keys)."""
+
+    __tablename__ = "precomputed_recommendations"
+
+    batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rank: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float] = mapped_column(Float)
+    reason_codes: Mapped[str] = mapped_column(String(200), default="")
