@@ -8,6 +8,7 @@ Results go to ``benchmarks/results/generate_<time>.json``.
 
     python -m benchmarks.generate_bench                       # 1,000,000 customers, CSV
     python -m benchmarks.generate_bench --customers 100000 --format parquet --repeat 3
+    python -m benchmarks.generate_bench --events-per-customer 40   # memory vs. log length
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 END_DATE = "2025-06-01"
 
 
-def _child(customers: int, seed: int, fmt: str, out: Path) -> None:
+def _child(customers: int, seed: int, fmt: str, out: Path, events: float) -> None:
     """One measured run; prints its figures as one JSON line."""
     from app.synth import BankStream, SynthConfig, write_stream
 
     started = time.perf_counter()
     cpu_started = time.process_time()
-    config = SynthConfig(customers, seed, end_date=dt.date.fromisoformat(END_DATE))
+    end = dt.date.fromisoformat(END_DATE)
+    config = SynthConfig(customers, seed, end_date=end, events_per_customer=events)
     stream = BankStream(config)
     drawn = time.perf_counter()
     written = write_stream(stream, out, fmt)  # type: ignore[arg-type]
@@ -57,7 +59,9 @@ def _child(customers: int, seed: int, fmt: str, out: Path) -> None:
     print(json.dumps(figures))
 
 
-def _measure(customers: int, seed: int, fmt: str, keep: Path | None) -> dict[str, object]:
+def _measure(
+    customers: int, seed: int, fmt: str, keep: Path | None, events: float
+) -> dict[str, object]:
     out = keep or Path(tempfile.mkdtemp(prefix="finrec-generate-bench-"))
     load_before = os.getloadavg()
     command = [
@@ -73,6 +77,8 @@ def _measure(customers: int, seed: int, fmt: str, keep: Path | None) -> dict[str
         fmt,
         "--out",
         str(out),
+        "--events-per-customer",
+        str(events),
     ]
     try:
         completed = subprocess.run(command, check=True, capture_output=True, text=True)
@@ -90,17 +96,20 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    parser.add_argument("--events-per-customer", type=float, default=20.0)
     parser.add_argument("--repeat", type=int, default=1, help="measured runs")
     parser.add_argument("--out", type=Path, help="keep the files here (default: deleted)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.customers, args.seed, args.format, args.out)
+        _child(args.customers, args.seed, args.format, args.out, args.events_per_customer)
         return
 
     runs = []
     for index in range(args.repeat):
-        figures = _measure(args.customers, args.seed, args.format, args.out)
+        figures = _measure(
+            args.customers, args.seed, args.format, args.out, args.events_per_customer
+        )
         runs.append(figures)
         print(f"run {index + 1}: {json.dumps(figures)}", flush=True)
     report = {

@@ -29,6 +29,8 @@ _CUSTOMER_STREAM = 2
 _YEAR = 365.25 * SECONDS_PER_DAY
 # Preferred channel mix for digital and for non-digital customers.
 _CHANNEL_MIX = np.array([[0.62, 0.28, 0.05, 0.05], [0.08, 0.22, 0.5, 0.2]])
+# Thresholds on a latent risk appetite that give roughly 12/25/33/20/10 % in C1..C5.
+_RISK_CUTS = np.array([-1.1, -0.31, 0.49, 1.2])
 
 
 def draw_channels(rng: np.random.Generator, digital: npt.NDArray[np.bool_]) -> npt.NDArray[np.int8]:
@@ -41,10 +43,6 @@ def draw_channels(rng: np.random.Generator, digital: npt.NDArray[np.bool_]) -> n
         np.searchsorted(cum[1], uniform, side="right"),
     )
     return np.minimum(channel, len(CHANNELS) - 1).astype(np.int8)
-
-
-# Thresholds on a latent risk appetite that give roughly 12/25/33/20/10 % in C1..C5.
-_RISK_CUTS = np.array([-1.1, -0.31, 0.49, 1.2])
 
 
 @dataclass(frozen=True)
