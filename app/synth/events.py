@@ -29,6 +29,12 @@ _EVENT_STREAM = 3
 _HOLD_STREAM = 4
 _MONTH = 30.44 * SECONDS_PER_DAY
 _WINDOW_EVENTS = 1_500_000
+# Share of sessions starting in each hour of the day (UTC), cumulative.
+_HOURS = np.cumsum(
+    np.array([1, 0.6, 0.4, 0.3, 0.3, 0.5, 1.2, 2.5, 4, 5, 5.5, 5.5,
+              6, 6, 5.5, 5.5, 5.5, 6, 6.5, 7, 7, 6, 4, 2])
+)  # fmt: skip
+_HOURS /= _HOURS[-1]
 
 
 class _Part(NamedTuple):
@@ -190,6 +196,11 @@ class EventModel:
         who = np.repeat(np.arange(len(pop), dtype=np.int32), counts)
         n = len(who)
         when = begin[who] + (rng.random(n) * length[who]).astype(np.int64)
+        # Keep the day, redraw the time of day: people bank in the day and evening, not at 4 am.
+        hour = np.searchsorted(_HOURS, rng.random(n), side="right").clip(0, 23)
+        clock = hour * 3_600 + rng.integers(0, 3_600, n)
+        when += clock - when % SECONDS_PER_DAY
+        when = np.clip(when, begin[who], begin[who] + length[who] - 1)
 
         slot = rng.integers(0, pop.considered.shape[1], n)
         what = pop.considered[who, slot].astype(np.intp)
