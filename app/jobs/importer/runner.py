@@ -185,7 +185,7 @@ def _load(
         reasons = checked.problems.reasons()
         key = CONTRACTS[kind].key
         if kind is not ImportKind.INTERACTIONS:
-            _flag_earlier_keys(checked.clean[key], chunk.rows, bad, reasons, seen_keys)
+            _flag_earlier_keys(checked.clean[key], key, chunk.rows, bad, reasons, seen_keys)
         _reject(sink, chunk, reasons)
         if sink.count and not options.skip_invalid:
             # The file will be refused: keep validating for a complete report, write nothing.
@@ -233,6 +233,7 @@ def _columns_to_update(kind: ImportKind, header: tuple[str, ...]) -> list[str]:
 
 def _flag_earlier_keys(
     keys: pd.Series,
+    column: str,
     rows: np.ndarray,
     bad: np.ndarray,
     reasons: dict[int, str],
@@ -244,7 +245,7 @@ def _flag_earlier_keys(
             continue
         first = seen.setdefault(key, row)
         if first != row and not bad[pos]:
-            reasons[pos] = f"duplicate key {key!r} (first at row {first})"
+            reasons[pos] = f"duplicate {column} {key!r} (first at row {first})"
             bad[pos] = True
 
 

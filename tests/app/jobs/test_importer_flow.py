@@ -224,3 +224,14 @@ def test_every_import_is_recorded(engine: Engine, load: Load, write: Write) -> N
     assert (run.kind, run.source, run.source_sha256) == ("customers", str(path), result.sha256)
     assert (run.rows_read, run.rows_written, run.status) == (3, 3, "succeeded")
     assert run.finished_at is not None
+
+
+def test_duplicate_customer_in_a_later_chunk_is_caught(load: Load, write: Write) -> None:
+    rows = [f"k{i}" for i in range(1, 1201)]
+    rows[1099] = "k3"  # row 1100 repeats row 3, in the second chunk
+    path = write("customers.csv", "customer_id\n" + "\n".join(rows) + "\n")
+    with pytest.raises(InvalidRowsError) as refused:
+        load("customers", path)
+    assert [(r.row, r.reason) for r in refused.value.result.first_rejects] == [
+        (1100, "duplicate customer_id 'k3' (first at row 3)")
+    ]
