@@ -212,6 +212,7 @@ def _print_results(results: ResultsPublic) -> None:
         "customers",
         "CTR",
         "conversion",
+        "served by",
         title=f"{results.experiment} ({results.status})",
     )
     for v in results.variants:
@@ -222,6 +223,7 @@ def _print_results(results: ResultsPublic) -> None:
             str(v.customers),
             _pct(v.ctr),
             _pct(v.conversion),
+            ", ".join(f"{name} {n}" for name, n in sorted(v.served_by.items())),
         )
     console.print(table)
     versus = Table("variant", "metric", "difference", "95% CI", "p-value", title="vs control")

@@ -158,6 +158,10 @@ class VariantResultPublic(BaseModel):
     ctr: float | None
     conversion: float | None
     comparisons: list[ComparisonPublic] = Field(default_factory=list)
+    served_by: dict[str, int] = Field(
+        default_factory=dict,
+        description="Exposures per strategy that actually served (a fallback shows up here).",
+    )
 
 
 class SrmPublic(BaseModel):

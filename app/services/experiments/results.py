@@ -209,6 +209,19 @@ def count_outcomes(
     }
 
 
+def served_by(session: Session, key: str) -> dict[str, dict[str, int]]:
+    """``{variant: {strategy: exposures}}``: what actually served each arm."""
+    query = (
+        select(Exposure.variant, Exposure.strategy, func.count(Exposure.id))
+        .where(Exposure.experiment == key)
+        .group_by(Exposure.variant, Exposure.strategy)
+    )
+    out: dict[str, dict[str, int]] = {}
+    for variant, strategy, n in session.execute(query):
+        out.setdefault(str(variant), {})[str(strategy)] = int(n)
+    return out
+
+
 def experiment_results(
     session: Session,
     key: str,
@@ -222,7 +235,11 @@ def experiment_results(
         ArmCounts(v.name, v.role, v.weight, *counts.get(v.name, (0, 0, 0, 0)))
         for v in variants_of(session, experiment)
     ]
-    return summarise(key, experiment.status, arms)
+    results = summarise(key, experiment.status, arms)
+    strategies = served_by(session, key)
+    for row in results.variants:
+        row.served_by = strategies.get(row.variant, {})
+    return results
 
 
 def results_chart(results: ResultsPublic) -> bytes:

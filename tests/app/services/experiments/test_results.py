@@ -122,6 +122,7 @@ def test_srm_is_detected_on_a_skewed_log(session: Session) -> None:
     session.commit()
     results = experiment_results(session, "exp", TAKEUP)
     assert [v.customers for v in results.variants] == [600, 400]
+    assert [v.served_by for v in results.variants] == [{"popularity": 600}, {"popularity": 400}]
     assert results.srm.status == "alert"
     assert results.srm.p_value is not None and results.srm.p_value < 1e-6
 
