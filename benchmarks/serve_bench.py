@@ -5,15 +5,18 @@ Protocol (the numbers in docs/serving.md come from this script):
 1. Build a synthetic bank in a fresh SQLite database (``--customers`` customers, ``--products``
    products across five categories and five risk levels, ~4 holdings each), fit ALS with the
    modelling library, save, register and activate the artifact.
-2. Start finrec under uvicorn (one worker, access log off) and a bare FastAPI app (one worker)
-   whose ``async`` route at the same path returns a fixed body of the same size as a real finrec
-   response (captured from the first server), including the ``X-Recommendation-Id`` header.
+2. Start finrec under uvicorn (one worker, access log off) and two bare FastAPI apps (one
+   worker each) whose ``async`` route at the same path answers with a real finrec response
+   captured from the first server (same size, same ``X-Recommendation-Id`` header): ``bare``
+   returns the pre-encoded bytes (the strictest baseline), ``bare_dict`` returns the payload as
+   a dict and lets FastAPI encode it (FastAPI's default path).
 3. Drive both with ``wrk`` over loopback (``--threads`` threads, ``--connections`` connections),
    rotating over ``--pool`` customer ids (a slice are known to the database but not the model,
    so cold-start routing is exercised). A warm-up run fills finrec's profile cache first.
-4. Alternate bare / finrec ``--repeats`` times for ``--duration`` seconds each; report RPS and
-   latency percentiles per run, the median RPS of each, their ratio, and the exposure rows that
-   finrec wrote (proof the logging ran).
+4. Alternate bare / bare_dict / finrec ``--repeats`` times for ``--duration`` seconds each;
+   report RPS, latency percentiles and server CPU time per request (from /proc, all threads)
+   per run, the median RPS of each, the ratios, and the exposure rows that finrec wrote (proof
+   the logging ran).
 
 Run: ``OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/serve_bench.py`` (needs ``wrk``).
 """
@@ -67,12 +70,22 @@ def bare_app() -> Any:
     from fastapi import FastAPI, Response
 
     body = Path(os.environ["FINREC_BENCH_BODY"]).read_bytes()
+    payload = json.loads(body)
     app = FastAPI()
 
-    @app.get("/v1/customers/{customer_id}/recommendations")
-    async def recommendations(customer_id: str) -> Response:
-        return Response(body, media_type="application/json",
-                        headers={"X-Recommendation-Id": "0" * 32})
+    if os.environ.get("FINREC_BENCH_MODE") == "dict":
+        # FastAPI's default path: return the payload, FastAPI encodes it.
+        @app.get("/v1/customers/{customer_id}/recommendations")
+        async def recommendations_dict(customer_id: str, response: Response) -> Any:
+            response.headers["X-Recommendation-Id"] = "0" * 32
+            return payload
+    else:
+        # The strictest baseline: pre-encoded bytes, no work at all.
+        @app.get("/v1/customers/{customer_id}/recommendations")
+        async def recommendations(customer_id: str) -> Response:
+            return Response(
+                body, media_type="application/json", headers={"X-Recommendation-Id": "0" * 32}
+            )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -97,20 +110,26 @@ def build_bank(workdir: Path, n_customers: int, n_products: int, seed: int) -> t
     url = f"sqlite:///{workdir / 'bench.db'}"
     migrate.upgrade(url)
     now = datetime.now(UTC)
-    products = pd.DataFrame({
-        "product_id": [f"P{i:04d}" for i in range(n_products)],
-        "name": [f"Product {i}" for i in range(n_products)],
-        "category": [CATEGORIES[i % len(CATEGORIES)] for i in range(n_products)],
-        "risk_level": [f"R{1 + rng.integers(0, 5)}" for _ in range(n_products)],
-        "status": np.where(rng.random(n_products) < 0.95, "active", "retired"),
-    })
-    customers = pd.DataFrame({
-        "customer_id": [f"C{i:07d}" for i in range(n_customers)],
-        "segment": rng.choice(SEGMENTS, n_customers),
-        "risk_class": [f"C{c}" for c in rng.integers(1, 6, n_customers)],
-        "risk_assessed_at": [now - timedelta(days=int(d)) for d in rng.integers(1, 900, n_customers)],
-        "consent_personalization": rng.random(n_customers) < 0.95,
-    })
+    products = pd.DataFrame(
+        {
+            "product_id": [f"P{i:04d}" for i in range(n_products)],
+            "name": [f"Product {i}" for i in range(n_products)],
+            "category": [CATEGORIES[i % len(CATEGORIES)] for i in range(n_products)],
+            "risk_level": [f"R{1 + rng.integers(0, 5)}" for _ in range(n_products)],
+            "status": np.where(rng.random(n_products) < 0.95, "active", "retired"),
+        }
+    )
+    customers = pd.DataFrame(
+        {
+            "customer_id": [f"C{i:07d}" for i in range(n_customers)],
+            "segment": rng.choice(SEGMENTS, n_customers),
+            "risk_class": [f"C{c}" for c in rng.integers(1, 6, n_customers)],
+            "risk_assessed_at": [
+                now - timedelta(days=int(d)) for d in rng.integers(1, 900, n_customers)
+            ],
+            "consent_personalization": rng.random(n_customers) < 0.95,
+        }
+    )
     popularity = rng.zipf(1.6, n_products).astype(float)
     popularity /= popularity.sum()
     held_rows = []
@@ -119,29 +138,62 @@ def build_bank(workdir: Path, n_customers: int, n_products: int, seed: int) -> t
             held_rows.append((c, p))
     engine = make_engine(url)
     with engine.begin() as conn:
-        conn.execute(insert(Product), [
-            {"product_id": r.product_id, "name": r.name, "category": r.category,
-             "risk_level": r.risk_level, "status": r.status, "tags": [], "features": {},
-             "created_at": now, "updated_at": now}
-            for r in products.itertuples()])
-        conn.execute(insert(Customer), [
-            {"customer_id": r.customer_id, "segment": r.segment, "risk_class": r.risk_class,
-             "risk_assessed_at": r.risk_assessed_at,
-             "consent_personalization": bool(r.consent_personalization), "features": {},
-             "created_at": now, "updated_at": now}
-            for r in customers.itertuples()])
-        conn.execute(insert(Holding), [
-            {"customer_pk": c + 1, "product_pk": p + 1, "source": "event", "since": now,
-             "updated_at": now}
-            for c, p in held_rows])
+        conn.execute(
+            insert(Product),
+            [
+                {
+                    "product_id": r.product_id,
+                    "name": r.name,
+                    "category": r.category,
+                    "risk_level": r.risk_level,
+                    "status": r.status,
+                    "tags": [],
+                    "features": {},
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for r in products.itertuples()
+            ],
+        )
+        conn.execute(
+            insert(Customer),
+            [
+                {
+                    "customer_id": r.customer_id,
+                    "segment": r.segment,
+                    "risk_class": r.risk_class,
+                    "risk_assessed_at": r.risk_assessed_at,
+                    "consent_personalization": bool(r.consent_personalization),
+                    "features": {},
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for r in customers.itertuples()
+            ],
+        )
+        conn.execute(
+            insert(Holding),
+            [
+                {
+                    "customer_pk": c + 1,
+                    "product_pk": p + 1,
+                    "source": "event",
+                    "since": now,
+                    "updated_at": now,
+                }
+                for c, p in held_rows
+            ],
+        )
     # The model sees 95% of customers; the rest exercise cold-start routing.
     known = customers.iloc[: int(n_customers * 0.95)]
-    events = pd.DataFrame({
-        "customer_id": [customers.customer_id[c] for c, _ in held_rows],
-        "product_id": [products.product_id[p] for _, p in held_rows],
-        "event_type": "hold",
-        "occurred_at": (now - timedelta(days=30)).isoformat(),
-    })
+    events = pd.DataFrame(
+        {
+            "customer_id": [customers.customer_id[c] for c, _ in held_rows],
+            "product_id": [products.product_id[p] for _, p in held_rows],
+            "event_type": "hold",
+            "occurred_at": (now - timedelta(days=30)).isoformat(),
+        }
+    )
     dataset = Dataset.from_frames(known, products, events)
     model = ALSRecommender(factors=64, iterations=10).fit(dataset)
     path = save_artifact(model, workdir / "artifacts" / "als")
@@ -160,8 +212,22 @@ def free_port() -> int:
 
 
 def start(target: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "uvicorn", target, "--factory", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        target,
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     if target.startswith("serve_bench"):
         cmd += ["--app-dir", str(ROOT / "benchmarks")]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
@@ -180,26 +246,64 @@ def warm_cache(port: int, customer_ids: list[str]) -> None:
     """One request per customer so the measured runs see a warm profile cache."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client, \
-            ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda c: client.get(PATH.format(c) + QUERY).raise_for_status(),
-                      customer_ids))
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client, ThreadPoolExecutor(8) as pool:
+        list(
+            pool.map(lambda c: client.get(PATH.format(c) + QUERY).raise_for_status(), customer_ids)
+        )
 
 
-def wrk(port: int, script: Path, ids: Path, seconds: int, threads: int, conns: int
-        ) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(
+    port: int,
+    script: Path,
+    ids: Path,
+    seconds: int,
+    threads: int,
+    conns: int,
+    pid: int | None = None,
+) -> dict[str, Any]:
+    cpu_before = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", str(script),
-         f"http://127.0.0.1:{port}", "--", str(ids)],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{conns}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+            "--",
+            str(ids),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     pct = {}
-    for label, value, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", out,
-                                         re.MULTILINE):
+    for label, value, unit in re.findall(
+        r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE
+    ):
         pct[f"p{label}_ms"] = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, **pct, "non_2xx": int(errors.group(1)) if errors else 0}
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    result = {
+        "rps": rps,
+        **pct,
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "requests": requests,
+    }
+    if pid:
+        # Server CPU per request: the cost that decides throughput once the server owns a core,
+        # and much less sensitive than RPS to other load on the machine.
+        result["server_cpu_us_per_request"] = (cpu_seconds(pid) - cpu_before) / requests * 1e6
+    return result
 
 
 def main() -> None:
@@ -228,33 +332,51 @@ def main() -> None:
     script = workdir / "rotate.lua"
     script.write_text(LUA)
 
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "FINREC_DATABASE_URL": url,
-           "FINREC_ENVIRONMENT": "test", "FINREC_ARTIFACT_DIR": str(workdir / "artifacts"),
-           "FINREC_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "OPENBLAS_NUM_THREADS": "1",
+        "FINREC_DATABASE_URL": url,
+        "FINREC_ENVIRONMENT": "test",
+        "FINREC_ARTIFACT_DIR": str(workdir / "artifacts"),
+        "FINREC_LOG_LEVEL": "WARNING",
+    }
     finrec_port, bare_port = free_port(), free_port()
     finrec = start("app.main:create_app", finrec_port, env)
     try:
-        sample = httpx.get(f"http://127.0.0.1:{finrec_port}{PATH.format(ids.read_text().split()[0])}{QUERY}")
+        sample = httpx.get(
+            f"http://127.0.0.1:{finrec_port}{PATH.format(ids.read_text().split()[0])}{QUERY}"
+        )
         sample.raise_for_status()
         assert sample.json()["served_from"] == "live", sample.json()
         body = workdir / "body.json"
         body.write_bytes(sample.content)
-        bare = start("serve_bench:bare_app", bare_port, {**env, "FINREC_BENCH_BODY": str(body)})
+        bare_env = {**env, "FINREC_BENCH_BODY": str(body)}
+        bare = start("serve_bench:bare_app", bare_port, bare_env)
+        dict_port = free_port()
+        bare_dict = start(
+            "serve_bench:bare_app", dict_port, {**bare_env, "FINREC_BENCH_MODE": "dict"}
+        )
         try:
             warm_cache(finrec_port, ids.read_text().split())
             warm = wrk(finrec_port, script, ids, 5, args.threads, args.connections)
             print(f"warm-up finrec: {warm}")
             wrk(bare_port, script, ids, 3, args.threads, args.connections)
-            runs: dict[str, list[dict[str, Any]]] = {"bare": [], "finrec": []}
+            wrk(dict_port, script, ids, 3, args.threads, args.connections)
+            runs: dict[str, list[dict[str, Any]]] = {"bare": [], "bare_dict": [], "finrec": []}
+            pids = {"bare": bare.pid, "bare_dict": bare_dict.pid, "finrec": finrec.pid}
+            ports = {"bare": bare_port, "bare_dict": dict_port, "finrec": finrec_port}
             for rep in range(args.repeats):
-                for name, port in (("bare", bare_port), ("finrec", finrec_port)):
-                    result = wrk(port, script, ids, args.duration, args.threads, args.connections)
+                for name, port in ports.items():
+                    result = wrk(
+                        port, script, ids, args.duration, args.threads, args.connections, pids[name]
+                    )
                     result["load_avg_1m"] = os.getloadavg()[0]
                     runs[name].append(result)
                     print(f"run {rep + 1} {name}: {result}")
         finally:
-            bare.terminate()
-            bare.wait()
+            for proc in (bare, bare_dict):
+                proc.terminate()
+                proc.wait()
     finally:
         finrec.terminate()
         finrec.wait()
@@ -265,24 +387,46 @@ def main() -> None:
     with engine.connect() as conn:
         exposures = int(conn.execute(text("SELECT count(*) FROM exposures")).scalar_one())
     engine.dispose()
-    bare_rps = statistics.median(r["rps"] for r in runs["bare"])
-    finrec_rps = statistics.median(r["rps"] for r in runs["finrec"])
+    median = {name: statistics.median(r["rps"] for r in results) for name, results in runs.items()}
+    bare_rps, finrec_rps = median["bare"], median["finrec"]
     summary = {
         "protocol": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
         "response_bytes": len(sample.content),
         "runs": runs,
-        "median_rps": {"bare": bare_rps, "finrec": finrec_rps},
+        "median_rps": median,
         "ratio": finrec_rps / bare_rps,
+        "ratio_vs_bare_dict": finrec_rps / median["bare_dict"],
+        "median_server_cpu_us_per_request": {
+            name: statistics.median(r["server_cpu_us_per_request"] for r in runs[name])
+            for name in runs
+        },
         "finrec_p99_ms_max": max(r.get("p99_ms", float("nan")) for r in runs["finrec"]),
         "exposure_rows_written": exposures,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps({k: summary[k] for k in ("median_rps", "ratio", "finrec_p99_ms_max",
-                                               "exposure_rows_written")}, indent=2))
+    print(
+        json.dumps(
+            {
+                k: summary[k]
+                for k in (
+                    "median_rps",
+                    "ratio",
+                    "ratio_vs_bare_dict",
+                    "finrec_p99_ms_max",
+                    "median_server_cpu_us_per_request",
+                    "exposure_rows_written",
+                )
+            },
+            indent=2,
+        )
+    )
     if os.environ.get("FINREC_BENCH_KEEP"):
         print(f"kept {workdir}")
     else:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -56,6 +56,12 @@ class LoadedModel:
     _positions: tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = field(
         default=None, repr=False
     )
+    _product_lookup: dict[str, int] | None = field(default=None, repr=False)
+    # customer_id -> (catalogue version, profile object, catalogue-order scores), bounded LRU.
+    cold_scores: OrderedDict[str, tuple[int, Any, np.ndarray]] = field(
+        default_factory=OrderedDict, repr=False
+    )
+    cold_cache_size: int = 10_000
     _layout: tuple[int, tuple[np.ndarray, np.ndarray | None, np.ndarray] | None] | None = field(
         default=None, repr=False
     )
@@ -86,11 +92,11 @@ class LoadedModel:
 
     def product_index_of(self, product_ids: Iterable[str]) -> np.ndarray:
         """The model's indices for the given product IDs (IDs it does not know are skipped)."""
-        ids = list(product_ids)
-        if not ids:
-            return np.zeros(0, dtype=np.int64)
-        found = np.asarray(pd.Index(self.product_external).get_indexer(ids), dtype=np.int64)
-        return found[found >= 0]
+        lookup = self._product_lookup
+        if lookup is None:
+            lookup = {p: i for i, p in enumerate(self.product_external.tolist())}
+            self._product_lookup = lookup
+        return np.asarray([lookup[p] for p in product_ids if p in lookup], dtype=np.int64)
 
     def score_catalog(
         self, position: int, version: int, index: Mapping[str, int], size: int
@@ -138,6 +144,16 @@ class LoadedModel:
         layout = (factors, bias, unknown)
         self._layout = (version, layout)
         return layout
+
+    def remember_cold(self, customer_id: str, entry: tuple[int, Any, np.ndarray]) -> None:
+        """Keep a cold customer's scores (dict operations are atomic under the GIL)."""
+        cache = self.cold_scores
+        cache[customer_id] = entry
+        while len(cache) > self.cold_cache_size:
+            try:
+                cache.popitem(last=False)
+            except KeyError:  # emptied by another thread meanwhile
+                break
 
     def catalog_positions(self, version: int, index: Mapping[str, int]) -> np.ndarray:
         """Catalogue position of each model product (-1 when the catalogue lacks it)."""

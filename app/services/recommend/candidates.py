@@ -64,14 +64,13 @@ class NoPrecomputed:
 
 def _best(scores: np.ndarray, limit: int) -> np.ndarray:
     """Positions of the ``limit`` best finite scores, best first (ties by position)."""
-    if scores.shape[0] > limit:
-        top = np.argpartition(-scores, limit - 1)[:limit]
-    else:
-        top = np.arange(scores.shape[0])
+    size = scores.shape[0]
+    top = np.argpartition(scores, size - limit)[size - limit :] if size > limit else np.arange(size)
     values = scores[top]
     finite = np.isfinite(values)
-    top, values = top[finite], values[finite]
-    return top[np.lexsort((top, -values))].astype(np.int64)
+    if not finite.all():
+        top, values = top[finite], values[finite]
+    return top[np.lexsort((top, -values))]
 
 
 def from_precomputed(
@@ -134,11 +133,19 @@ def live(
     if position >= 0:
         scores = loaded.score_catalog(position, catalog.version, catalog.index, catalog.size)
     else:
-        hist, feats = _cold_inputs(loaded, profile, hold_weight)
-        row = model.score_cold(hist, feats)[0]
-        scores = np.full(catalog.size, NEG_INF, dtype=np.float32)
-        scores[catalog_idx] = row[model_idx]
-    scores[~allowed | np.isnan(scores)] = NEG_INF
+        # Folding a new customer in is ~100x a known customer's cost: keep the result while
+        # the profile object (replaced on any change) and the catalogue stay the same.
+        key = (catalog.version, profile)
+        cached = loaded.cold_scores.get(profile.customer_id)
+        if cached is not None and cached[0] == key[0] and cached[1] is profile:
+            scores = cached[2].copy()
+        else:
+            hist, feats = _cold_inputs(loaded, profile, hold_weight)
+            row = model.score_cold(hist, feats)[0]
+            scores = np.full(catalog.size, NEG_INF, dtype=np.float32)
+            scores[catalog_idx] = row[model_idx]
+            loaded.remember_cold(profile.customer_id, (catalog.version, profile, scores.copy()))
+    scores[~allowed] = NEG_INF  # NaN scores are dropped by _best's finiteness check
     best = _best(scores, limit)
     code = R.reason_for_algorithm(loaded.algorithm)
     if loaded.algorithm == "fusion":

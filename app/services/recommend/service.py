@@ -9,7 +9,7 @@ popularity when the source ran short.
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -58,7 +58,7 @@ class Item(NamedTuple):
     reasons: list[R.Reason]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Recommendation:
     recommendation_id: str
     customer_id: str
@@ -157,7 +157,7 @@ class RecommendationService:
         cands = self._candidates(customer_id, profile, decision, catalog, request, limit)
         items = self._assemble(cands, decision, catalog, request, profile, now)
         return Recommendation(
-            recommendation_id=uuid.uuid4().hex,
+            recommendation_id=os.urandom(16).hex(),  # 128 random bits, like a uuid4
             customer_id=customer_id,
             strategy=cands.strategy,
             model_version=cands.model_version,
