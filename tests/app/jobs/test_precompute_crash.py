@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
 
+from app.cli import cli
 from app.db.models import Batch, BatchChunk, PrecomputedRecommendation
 from app.jobs.precompute import PrecomputeOptions, run_precompute
 from app.services.batches import BatchReader
@@ -29,19 +31,20 @@ ROOT = Path(__file__).resolve().parents[3]
 ARGS = ["--k", "6", "--chunk-size", "20", "--as-of", AS_OF.strftime("%Y-%m-%dT%H:%M:%S")]
 
 
-def command(database_url: str, artifacts: Path, *extra: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "OPENBLAS_NUM_THREADS": "1",
+def env(database_url: str, artifacts: Path) -> dict[str, str]:
+    return {
         "FINREC_DATABASE_URL": database_url,
         "FINREC_ARTIFACT_DIR": str(artifacts),
         "FINREC_DEFAULT_STRATEGY": "als",
     }
+
+
+def command(database_url: str, artifacts: Path, *extra: str) -> subprocess.Popen[str]:
+    variables = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "app.cli", "precompute", *ARGS, *extra],
         cwd=ROOT,
-        env=env,
+        env={**variables, **env(database_url, artifacts)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -102,10 +105,10 @@ def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_rows(
     assert 3 <= committed < running.chunks_total
     assert reader.current()["als"][0] == previous.batch_id  # the API never sees the half batch
 
-    rerun = command(database_url, artifacts)
-    _, err = rerun.communicate(timeout=120)
-    assert rerun.returncode == 0, err
-    summary = json.loads(err.strip().splitlines()[-1])
+    # The same command again (in this process: a second interpreter start costs seconds).
+    rerun = CliRunner(env=env(database_url, artifacts)).invoke(cli, ["precompute", *ARGS])
+    assert rerun.exit_code == 0, rerun.output
+    summary = json.loads(rerun.stderr.strip().splitlines()[-1])
     assert summary["event"] == "summary" and summary["complete"] is True
     assert summary["batch_id"] == running.batch_id
     assert summary["chunks_resumed"] == committed
@@ -123,11 +126,13 @@ def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_rows(
     assert len(resumed) == clean.rows > 0
 
 
-@pytest.mark.parametrize("args", [["--shard", "3/2"], ["--export", "lists.txt"]])
-def test_bad_options_exit_2(
-    database_url: str, session_factory: sessionmaker[Session], tmp_path: Path, args: list[str]
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [(["--shard", "3/2"], 2), (["--export", "lists.txt"], 2), (["--strategy", "nope"], 4)],
+)
+def test_refusals_exit_with_documented_codes(
+    database_url: str, tmp_path: Path, args: list[str], code: int
 ) -> None:
-    proc = command(database_url, tmp_path, *args)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2
-    assert "error" in err.lower()
+    result = CliRunner(env=env(database_url, tmp_path)).invoke(cli, ["precompute", *ARGS, *args])
+    assert result.exit_code == code
+    assert "error:" in result.stderr
