@@ -89,6 +89,7 @@ def test_tuned_weights_are_never_worse_than_the_best_member_on_validation(
     assert set(weights) == {"popularity", "itemknn", "content"}
     assert any(w > 0 for w in weights.values())
     assert np.isfinite(fusion.validation_ndcg)
+    assert np.isfinite(fusion.validation_coverage)
     assert set(fusion.members) == {n for n, w in weights.items() if w > 0}
 
 
