@@ -20,6 +20,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -61,7 +62,7 @@ class Reporter:
     def __init__(self, interactive: bool) -> None:
         self.interactive = interactive
         self.progress: Progress | None = None
-        self.task: int | None = None
+        self.task: TaskID | None = None
         self.started = time.perf_counter()
         self.customers = 0
 

@@ -49,7 +49,7 @@ def export_batch(engine: Engine, batch_id: str, target: Path) -> int:
             with pq.ParquetWriter(partial, SCHEMA) as parquet:
                 for page in iter_rows(engine, batch_id):
                     columns = list(zip(*page, strict=True))
-                    parquet.write_table(pa.Table.from_arrays(columns, schema=SCHEMA))  # type: ignore[arg-type]
+                    parquet.write_table(pa.Table.from_arrays(columns, schema=SCHEMA))
                     written += len(page)
                 if written == 0:
                     parquet.write_table(SCHEMA.empty_table())

@@ -92,8 +92,8 @@ def write_chunk(
                 if conn.dialect.name == "postgresql":
                     _copy_rows(conn, rows)
                 else:
-                    table = PrecomputedRecommendation.__table__
-                    conn.execute(insert(table), [dict(zip(_COLUMNS, r, strict=True)) for r in rows])
+                    values = [dict(zip(_COLUMNS, r, strict=True)) for r in rows]
+                    conn.execute(insert(PrecomputedRecommendation), values)
             conn.execute(
                 insert(BatchChunk).values(
                     batch_id=batch_id,
@@ -204,8 +204,8 @@ def iter_rows(engine: Engine, batch_id: str, page: int = 50_000) -> Iterator[lis
                 | ((table.customer_id == after[0]) & (table.rank > after[1]))
             )
         with engine.connect() as conn:
-            rows = [tuple(r) for r in conn.execute(query)]
+            rows: list[tuple[Any, ...]] = [tuple(r) for r in conn.execute(query)]
         if not rows:
             return
         yield rows
-        after = (rows[-1][0], rows[-1][1])
+        after = (str(rows[-1][0]), int(rows[-1][1]))
