@@ -25,6 +25,7 @@ from app.api import (
 from app.api.errors import install_problem_handlers, problem_response
 from app.api.limits import BodySizeLimit
 from app.db.session import make_engine, make_session_factory
+from app.services.batches import BatchReader
 from app.services.errors import DomainError
 from app.services.experiments.assignment import ExperimentBook
 from app.services.exposures import ExposureLog
@@ -114,6 +115,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except (SQLAlchemyError, OSError) as exc:
             log.warning("active models could not be read at start-up: %s", exc)
 
+        # Complete precompute batches are served through this hook (tests may set their own).
+        if getattr(app.state, "precomputed", None) is None:
+            app.state.precomputed = BatchReader(session_factory)
         service = RecommendationService(
             settings, catalog, store, promotions, getattr(app.state, "precomputed", None)
         )

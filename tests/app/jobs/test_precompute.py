@@ -194,3 +194,22 @@ def test_shard_spec_is_checked() -> None:
     for bad in ("4/4", "x", "1/0", "-1/2"):
         with pytest.raises(PrecomputeError):
             Shard.parse(bad)
+
+
+def test_http_api_answers_from_the_published_batch(
+    engine: Engine, settings: Settings, bank: str
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    result = run_precompute(engine, settings, options())
+    rows = batch_rows(engine, result.batch_id)
+    cid = next(
+        c for c, _, _, _, codes in rows if "collaborative" in str(codes) and not c.endswith("19")
+    )
+    expected = [p for c, _, p, _, _ in rows if c == cid]
+    with TestClient(create_app(settings)) as client:
+        body = client.get(f"/v1/customers/{cid}/recommendations", params={"k": K}).json()
+    assert body["served_from"] == "precomputed" and body["model_version"] == bank
+    assert [item["product_id"] for item in body["items"]] == expected
