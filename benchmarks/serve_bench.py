@@ -42,6 +42,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
+from fastapi import FastAPI, Response
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -65,10 +66,8 @@ end
 """.replace("__QUERY__", QUERY)
 
 
-def bare_app() -> Any:
+def bare_app() -> FastAPI:
     """The baseline: the same route shape returning a fixed body of the same size."""
-    from fastapi import FastAPI, Response
-
     body = Path(os.environ["FINREC_BENCH_BODY"]).read_bytes()
     payload = json.loads(body)
     app = FastAPI()
