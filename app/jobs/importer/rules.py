@@ -30,14 +30,19 @@ class KeyMap:
     @classmethod
     def from_pairs(cls, pairs: Sequence[tuple[str, int]]) -> KeyMap:
         ids = [p[0] for p in pairs]
-        return cls(pd.Index(ids, dtype="str"), np.asarray([p[1] for p in pairs], dtype=np.int64))
+        return cls(pd.Index(ids, dtype=object), np.asarray([p[1] for p in pairs], dtype=np.int64))
 
     def lookup(self, ids: pd.Series) -> np.ndarray:
         """Surrogate keys aligned with ``ids``; -1 where the id is unknown or missing."""
-        if len(self.external) == 0:
+        if len(self.external) == 0 or len(ids) == 0:
             return np.full(len(ids), -1, dtype=np.int64)
-        pos = self.external.get_indexer(ids.fillna(""))
-        return np.where(pos >= 0, self.pks[np.maximum(pos, 0)], -1)
+        # Look up each distinct id once: a chunk repeats customers often and products constantly.
+        encoded = pa.array(ids, type=pa.string(), from_pandas=True).dictionary_encode()
+        distinct = pd.Index(encoded.dictionary.to_pylist(), dtype=object)
+        pos = self.external.get_indexer(distinct)
+        distinct_pks = np.append(np.where(pos >= 0, self.pks[np.maximum(pos, 0)], -1), -1)
+        codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+        return distinct_pks[codes]  # code -1 (missing id) picks the trailing -1
 
 
 @dataclass(frozen=True)
