@@ -101,8 +101,9 @@ def top_candidates(scores: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarr
         top = np.argpartition(scores, size - limit, axis=1)[:, size - limit :]
     else:
         top = np.broadcast_to(np.arange(size), (n, size)).copy()
+    top.sort(axis=1)  # positions ascending, so the stable sort below breaks ties by position
     values = np.take_along_axis(scores, top, axis=1)
-    order = np.lexsort((top, -values), axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")
     top = np.take_along_axis(top, order, axis=1)
     values = np.take_along_axis(values, order, axis=1)
     top[~np.isfinite(values)] = -1

@@ -1,0 +1,344 @@
+"""Precompute speed and memory: the vectorised core against implicit and bare numpy; end to end.
+
+Protocol
+--------
+``core``: random factors (customers x f, products x f, float32), random holdings (0-5 products a
+customer), random risk classes 0..5, product risk levels 1..5 with about 10% inactive. BLAS and
+implicit held to one thread. Alternating ``--repeats`` times over the same data, in one process:
+
+* implicit: ``AlternatingLeastSquares.recommend(all_ids, holdings, N=k,
+  filter_already_liked_items=True)`` on a model whose factors are the same arrays;
+* bare numpy: per chunk ``U @ F.T`` then ``argpartition`` for k (no mask, no sort);
+* finrec: per chunk the job's own functions: the same product, ``allowed_mask`` (risk, status,
+  holdings), masking, ``top_candidates`` (argpartition + sort of the k, ties by position); once
+  with ``k`` and once with the wider candidate list the job ranks before caps (3k+5).
+
+Medians are reported with every run. The per-customer assembly (caps, backfill, reasons: the
+serving code itself) is not in ``core``; it is in ``e2e``.
+
+``e2e``: a database (SQLite file or PostgreSQL) seeded with customers, products and holdings, an
+ALS model fitted on the holdings, then ``run_precompute`` timed from start to published batch.
+
+``rss``: a child process runs the finrec core over ``--customers`` with ``--chunk-size`` and
+reports its peak RSS and the RSS before the loop (data and factors loaded).
+
+Run from the repository root, e.g.::
+
+    PYTHONPATH=. .venv/bin/python benchmarks/precompute_bench.py core --customers 1000000
+    PYTHONPATH=. .venv/bin/python benchmarks/precompute_bench.py e2e --backend sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from app.jobs.precompute.scoring import candidate_limit, top_candidates
+from recommenders.policy import allowed_mask
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+    }
+
+
+def make_data(customers: int, products: int, factors: int, seed: int = 1) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 6, size=customers)
+    rows = np.repeat(np.arange(customers), counts)
+    cols = rng.integers(0, products, size=rows.shape[0])
+    holdings = sp.csr_matrix(
+        (np.ones(rows.shape[0], dtype=np.float32), (rows, cols)), shape=(customers, products)
+    )
+    holdings.sum_duplicates()
+    holdings.data[:] = 1.0
+    return {
+        "U": (rng.standard_normal((customers, factors), dtype=np.float32) * 0.1),
+        "F": (rng.standard_normal((products, factors), dtype=np.float32) * 0.1),
+        "holdings": holdings,
+        "risk": rng.integers(0, 6, size=customers).astype(np.int8),
+        "levels": (1 + np.arange(products) % 5).astype(np.int8),
+        "active": rng.random(products) > 0.1,
+    }
+
+
+def run_finrec(data: dict[str, Any], k: int, chunk: int) -> int:
+    U, F, holdings = data["U"], data["F"], data["holdings"]
+    FT = np.ascontiguousarray(F.T)
+    n = U.shape[0]
+    kept = 0
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        scores = U[start:stop] @ FT
+        mask = allowed_mask(
+            data["risk"][start:stop], data["levels"], data["active"], holdings[start:stop]
+        )
+        scores[~mask] = -np.inf
+        top, _ = top_candidates(scores, k)
+        kept += int((top[:, 0] >= 0).sum())
+    return kept
+
+
+def run_bare(data: dict[str, Any], k: int, chunk: int) -> int:
+    U, F = data["U"], data["F"]
+    FT = np.ascontiguousarray(F.T)
+    n, p = U.shape[0], F.shape[0]
+    total = 0
+    for start in range(0, n, chunk):
+        scores = U[start : start + chunk] @ FT
+        top = np.argpartition(scores, p - k, axis=1)[:, p - k :]
+        total += top.shape[0]
+    return total
+
+
+def run_implicit(data: dict[str, Any], k: int) -> int:
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    model = AlternatingLeastSquares(factors=data["U"].shape[1], num_threads=1)
+    model.user_factors = data["U"]
+    model.item_factors = data["F"]
+    ids, _ = model.recommend(
+        np.arange(data["U"].shape[0]), data["holdings"], N=k, filter_already_liked_items=True
+    )
+    return int(ids.shape[0])
+
+
+def core(args: argparse.Namespace) -> dict[str, Any]:
+    data = make_data(args.customers, args.products, args.factors)
+    times: dict[str, list[float]] = {"implicit": [], "bare": [], "finrec_k": [], "finrec_wide": []}
+    with threadpool_limits(1):
+        for _ in range(args.repeats):
+            for name, fn in (
+                ("implicit", lambda: run_implicit(data, args.k)),
+                ("bare", lambda: run_bare(data, args.k, args.chunk_size)),
+                ("finrec_k", lambda: run_finrec(data, args.k, args.chunk_size)),
+                (
+                    "finrec_wide",
+                    lambda: run_finrec(data, candidate_limit(args.k), args.chunk_size),
+                ),
+            ):
+                tick = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - tick)
+                print(name, round(times[name][-1], 2), flush=True)
+    med = {name: statistics.median(v) for name, v in times.items()}
+    n = args.customers
+    return {
+        "mode": "core",
+        "customers": n,
+        "products": args.products,
+        "factors": args.factors,
+        "k": args.k,
+        "chunk_size": args.chunk_size,
+        "repeats": args.repeats,
+        "seconds": times,
+        "median_seconds": med,
+        "customers_per_second": {name: n / s for name, s in med.items()},
+        "finrec_k_speedup_vs_implicit": med["implicit"] / med["finrec_k"],
+        "finrec_k_slowdown_vs_bare": med["finrec_k"] / med["bare"],
+        "finrec_wide_speedup_vs_implicit": med["implicit"] / med["finrec_wide"],
+        "finrec_wide_slowdown_vs_bare": med["finrec_wide"] / med["bare"],
+    }
+
+
+def rss(args: argparse.Namespace) -> dict[str, Any]:
+    data = make_data(args.customers, args.products, args.factors)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with threadpool_limits(1):
+        run_finrec(data, candidate_limit(args.k), args.chunk_size)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "mode": "rss",
+        "customers": args.customers,
+        "products": args.products,
+        "chunk_size": args.chunk_size,
+        "rss_after_data_mib": before / 1024,
+        "peak_rss_mib": peak / 1024,
+        "scoring_extra_mib": (peak - before) / 1024,
+    }
+
+
+def seed_database(url: str, customers: int, products: int, artifacts: Path) -> None:
+    import pandas as pd
+    from sqlalchemy import insert, select
+
+    from app.db import migrate
+    from app.db.models import Customer, Holding, Product
+    from app.db.session import make_engine, make_session_factory
+    from app.services import registry
+    from recommenders.artifacts import save_artifact
+    from recommenders.dataset import Dataset
+    from recommenders.implicit_models import ALSRecommender
+
+    migrate.upgrade(url)
+    rng = np.random.default_rng(5)
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    prod = [
+        {
+            "product_id": f"P{i:04d}",
+            "name": f"Product {i}",
+            "category": ("deposit", "fund", "insurance", "loan", "card")[i % 5],
+            "risk_level": f"R{1 + i % 5}",
+            "status": "active" if i % 10 else "suspended",
+            "tags": [],
+            "features": {},
+        }
+        for i in range(products)
+    ]
+    cust = [
+        {
+            "customer_id": f"U{i:08d}",
+            "segment": ("mass", "affluent", "private")[i % 3],
+            "risk_class": f"C{1 + i % 5}",
+            "risk_assessed_at": now - timedelta(days=int(i % 900)),
+            "consent_personalization": i % 13 != 0,
+            "features": {},
+        }
+        for i in range(customers)
+    ]
+    taste = rng.integers(0, 5, size=customers)
+    pairs = {
+        (c, int(p))
+        for c in range(customers)
+        for p in (taste[c] + 5 * rng.integers(0, products // 5, size=int(rng.integers(1, 5))))
+    }
+    with factory() as session, session.begin():
+        session.execute(insert(Product), prod)
+        for start in range(0, customers, 50_000):
+            session.execute(insert(Customer), cust[start : start + 50_000])
+        cpk = dict(session.execute(select(Customer.customer_id, Customer.id)).all())
+        ppk = dict(session.execute(select(Product.product_id, Product.id)).all())
+        holdings = [
+            {
+                "customer_pk": cpk[f"U{c:08d}"],
+                "product_pk": ppk[f"P{p:04d}"],
+                "source": "import",
+                "since": now,
+            }
+            for c, p in sorted(pairs)
+        ]
+        for start in range(0, len(holdings), 100_000):
+            session.execute(insert(Holding), holdings[start : start + 100_000])
+    events = pd.DataFrame(
+        {
+            "customer_id": [f"U{c:08d}" for c, _ in sorted(pairs)],
+            "product_id": [f"P{p:04d}" for _, p in sorted(pairs)],
+            "event_type": "hold",
+            "occurred_at": now.isoformat(),
+        }
+    )
+    frame = pd.DataFrame(cust).drop(columns=["features"])
+    frame["risk_assessed_at"] = pd.to_datetime(frame["risk_assessed_at"], utc=True)
+    products_frame = pd.DataFrame(prod).drop(columns=["features"])
+    model = ALSRecommender(factors=32, iterations=2)
+    model.fit(Dataset.from_frames(frame, products_frame, events))
+    path = save_artifact(model, artifacts / "als")
+    with factory() as session, session.begin():
+        row = registry.register_artifact(session, path)
+        registry.activate(session, row.version)
+    engine.dispose()
+
+
+def e2e(args: argparse.Namespace) -> dict[str, Any]:
+    from sqlalchemy import text
+
+    from app.db.session import make_engine
+    from app.jobs.precompute import PrecomputeOptions, run_precompute
+    from app.settings import Settings
+
+    work = Path(tempfile.mkdtemp(prefix="finrec-precompute-"))
+    if args.backend == "sqlite":
+        url = f"sqlite:///{work / 'bench.db'}"
+    else:
+        admin = make_engine(args.pg_admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("DROP DATABASE IF EXISTS finrec_precompute_bench WITH (FORCE)"))
+            conn.execute(text("CREATE DATABASE finrec_precompute_bench"))
+        admin.dispose()
+        url = args.pg_admin_url.rsplit("/", 1)[0] + "/finrec_precompute_bench"
+    tick = time.perf_counter()
+    seed_database(url, args.customers, args.products, work / "artifacts")
+    seeded = time.perf_counter() - tick
+    settings = Settings(
+        database_url=url,
+        artifact_dir=work / "artifacts",
+        default_strategy="als",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    engine = make_engine(url)
+    with threadpool_limits(1):
+        tick = time.perf_counter()
+        result = run_precompute(
+            engine, settings, PrecomputeOptions(k=args.k, chunk_size=args.chunk_size)
+        )
+        seconds = time.perf_counter() - tick
+    engine.dispose()
+    return {
+        "mode": "e2e",
+        "backend": args.backend,
+        "customers": args.customers,
+        "products": args.products,
+        "k": args.k,
+        "chunk_size": args.chunk_size,
+        "seed_seconds": seeded,
+        "seconds": seconds,
+        "customers_per_second": args.customers / seconds,
+        "rows": result.rows,
+        "outcomes": result.outcomes,
+        "complete": result.complete,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("mode", choices=["core", "rss", "e2e"])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--products", type=int, default=300)
+    parser.add_argument("--factors", type=int, default=64)
+    parser.add_argument("--k", type=int, default=20)
+    parser.add_argument("--chunk-size", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument(
+        "--pg-admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    result = {"core": core, "rss": rss, "e2e": e2e}[args.mode](args)
+    result["machine"] = machine()
+    result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    out = args.out or RESULTS / (
+        f"precompute_{args.mode}_{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str))
+    print(json.dumps(result, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
