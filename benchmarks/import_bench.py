@@ -199,11 +199,12 @@ def _server_cpu(pid: int | None) -> float:
 def _measure(kind: str, path: Path, url: str) -> dict[str, object]:
     completed = subprocess.run(
         [sys.executable, "-m", "benchmarks.import_bench", "--child", kind, str(path), url],
-        check=True,
         capture_output=True,
         text=True,
         env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
     )
+    if completed.returncode != 0:
+        sys.exit(f"{kind} import failed:\n{completed.stderr[-4000:]}")
     figures: dict[str, object] = json.loads(completed.stdout.strip().splitlines()[-1])
     print(f"  {kind:12s} {json.dumps(figures)}", flush=True)
     return figures

@@ -37,7 +37,10 @@ class KeyMap:
         if len(self.external) == 0 or len(ids) == 0:
             return np.full(len(ids), -1, dtype=np.int64)
         # Look up each distinct id once: a chunk repeats customers often and products constantly.
-        encoded = pa.array(ids, type=pa.string(), from_pandas=True).dictionary_encode()
+        values = pa.array(ids, type=pa.string(), from_pandas=True)
+        if isinstance(values, pa.ChunkedArray):  # pyarrow-backed columns may arrive chunked
+            values = values.combine_chunks()
+        encoded = values.dictionary_encode()
         distinct = pd.Index(encoded.dictionary.to_pylist(), dtype=object)
         pos = self.external.get_indexer(distinct)
         distinct_pks = np.append(np.where(pos >= 0, self.pks[np.maximum(pos, 0)], -1), -1)

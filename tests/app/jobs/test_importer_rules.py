@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
 import pytest
 
 from app.jobs.importer import ImportResult, InvalidRowsError
+from app.jobs.importer.rules import KeyMap
 from tests.app.jobs.conftest import CUSTOMERS_CSV, INTERACTIONS_CSV, PRODUCTS_CSV
 
 Load = Callable[..., ImportResult]
@@ -94,3 +97,11 @@ def test_several_problems_in_one_row_are_all_named(load: Load, write: Write) -> 
     assert row == 1
     for part in ("name is required", "risk_level 'R9'", "status 'gone'"):
         assert part in reason
+
+
+def test_key_map_resolves_plain_and_chunked_columns() -> None:
+    keys = KeyMap.from_pairs([("a", 10), ("b", 20)])
+    chunked = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([["a", "x"], [None, "b"]])))
+    assert keys.lookup(chunked).tolist() == [10, -1, -1, 20]
+    assert keys.lookup(pd.Series(["b", "b"], dtype="str")).tolist() == [20, 20]
+    assert KeyMap.from_pairs([]).lookup(pd.Series(["a"], dtype="str")).tolist() == [-1]
