@@ -45,7 +45,8 @@ class KeyMap:
         pos = self.external.get_indexer(distinct)
         distinct_pks = np.append(np.where(pos >= 0, self.pks[np.maximum(pos, 0)], -1), -1)
         codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
-        return distinct_pks[codes]  # code -1 (missing id) picks the trailing -1
+        found: np.ndarray = distinct_pks[codes]  # code -1 (missing id) picks the trailing -1
+        return found
 
 
 @dataclass(frozen=True)
