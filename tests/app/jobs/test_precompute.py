@@ -213,3 +213,19 @@ def test_http_api_answers_from_the_published_batch(
         body = client.get(f"/v1/customers/{cid}/recommendations", params={"k": K}).json()
     assert body["served_from"] == "precomputed" and body["model_version"] == bank
     assert [item["product_id"] for item in body["items"]] == expected
+
+
+def test_block_top_k_matches_the_live_ranking_row_by_row() -> None:
+    import numpy as np
+
+    from app.jobs.precompute.scoring import top_candidates
+    from app.services.recommend.candidates import _best
+
+    rng = np.random.default_rng(11)
+    scores = rng.integers(0, 6, size=(200, 40)).astype(np.float32)  # many ties
+    scores[rng.random(scores.shape) < 0.3] = -np.inf
+    top, values = top_candidates(scores, 12)
+    for row in range(scores.shape[0]):
+        live = _best(scores[row].copy(), 12)
+        assert top[row][top[row] >= 0].tolist() == live.tolist()
+        assert values[row][: live.size].tolist() == scores[row][live].tolist()
