@@ -177,7 +177,7 @@ class ChunkScorer:
         top = values = None
         if fast.any():
             scores = score_block(self.loaded, self.catalog, self.layout, positions[fast])
-            scores[~mask[fast]] = NEG_INF
+            np.putmask(scores, ~mask[fast], NEG_INF)
             top, values = top_candidates(scores, limit)
         fast_row = np.cumsum(fast) - 1
         out: list[Row] = []
