@@ -212,6 +212,7 @@ def choose_fusion(
         "seed": 7,
         # This benchmark scores accuracy only, so blends may trade coverage for nDCG.
         "keep_coverage": False,
+        "coverage_weight": 0.0,
     }
     train = dataset.with_events(split.train)
     best: tuple[dict[str, Any], float] = (base, -1.0)

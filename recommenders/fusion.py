@@ -12,10 +12,11 @@ the members that can *serve* each (customer, product) pair:
   members that can judge them instead of being pushed down by those that cannot.
 
 Weights are tuned on a validation split carved from the training events unless fixed in the
-params: coordinate search on nDCG@k starting from the best single member, accepting only blends
-whose catalogue coverage is at least that member's (``keep_coverage``), so on validation the
-blend is never worse than its best member on either. Every recommended item records how much
-each member contributed (:meth:`FusionRecommender.recommend_explained`), so reasons can say why.
+params: coordinate search on nDCG@k (plus ``coverage_weight`` x catalogue coverage@k) starting
+from the best single member, accepting only blends whose coverage is at least that member's
+(``keep_coverage``), so on validation the blend is never worse than its best member on either.
+Every recommended item records how much each member contributed
+(:meth:`FusionRecommender.recommend_explained`), so reasons can say why.
 
 The artifact holds the blend (weights, member names) plus each member's own artifact under
 ``members/<name>/``; every file is hashed by the fusion manifest and members verify their own.
@@ -65,6 +66,8 @@ class FusionParams(ModelParams):
     max_validation_customers: int = Field(default=20_000, ge=1)
     # Accept only blends whose validation coverage@tune_k is at least the best member's.
     keep_coverage: bool = True
+    # Tuning maximises nDCG@tune_k + coverage_weight * coverage@tune_k (both in [0, 1]).
+    coverage_weight: float = Field(default=0.1, ge=0.0)
     seed: int = 42
 
     @model_validator(mode="after")
@@ -224,12 +227,14 @@ class FusionRecommender(Recommender):
 
         def objective(weights: np.ndarray) -> float:
             ndcg, coverage = measure(weights)
-            return ndcg if coverage >= floor else -np.inf
+            if coverage < floor:
+                return -np.inf
+            return ndcg + self.params.coverage_weight * coverage
 
-        weights, self.validation_ndcg = coordinate_search(
+        weights, _ = coordinate_search(
             objective, np.eye(n_members)[best], self.params.grid, rounds=self.params.rounds
         )
-        self.validation_coverage = measure(weights)[1]
+        self.validation_ndcg, self.validation_coverage = measure(weights)
         return weights
 
     # ---- scoring ---------------------------------------------------------------------------
