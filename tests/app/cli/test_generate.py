@@ -80,3 +80,13 @@ def test_out_must_be_a_directory(tmp_path: Path) -> None:
     code, output = _run("--customers", "10", "--out", str(target))
     assert code == 2
     assert "not a directory" in output
+
+
+def test_the_root_command_line_offers_generate(tmp_path: Path) -> None:
+    from app.cli import cli
+
+    result = runner.invoke(
+        cli, ["generate", "--customers", "50", "--out", str(tmp_path), "--end-date", "2025-01-31"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "interactions.csv").exists()
