@@ -97,7 +97,29 @@ def _expand_features(frame: pd.DataFrame, reserved: set[str]) -> pd.DataFrame:
         return frame
     extra = pd.DataFrame.from_records(records, index=frame.index)
     extra = extra[[c for c in extra.columns if c not in reserved and c not in frame.columns]]
+    for column in extra.columns:
+        extra[column] = _booleans(extra[column])
     return pd.concat([frame, extra], axis=1)
+
+
+def _booleans(values: pd.Series) -> pd.Series:
+    """Text "true"/"false" features become booleans, as a CSV reader makes them.
+
+    Without this the same data encodes differently from the database (``digital_active=true``)
+    and from files (``digital_active=True``), and the data fingerprints disagree.
+    """
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return values
+    present = values.dropna()
+    if present.empty:
+        return values
+    text = present.astype(str).str.strip().str.lower()
+    if not text.isin(["true", "false"]).all():
+        return values
+    flags = text == "true"
+    if len(present) == len(values):
+        return flags.astype(bool)
+    return values.astype(object).where(values.isna(), flags.reindex(values.index))
 
 
 def _utc(values: pd.Series) -> pd.Series:

@@ -35,6 +35,7 @@ def tiny_bank_frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             "channel": ["app"] * 12,
             "consent_personalization": [True] * 11 + [False],
             "tenure_years": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0] * 2,
+            "digital_active": [True, False] * 6,
         }
     )
     products = pd.DataFrame(
@@ -73,7 +74,11 @@ def write_frames_to_db(factory: sessionmaker[Session]) -> None:
                 risk_assessed_at=row["risk_assessed_at"],
                 channel=row["channel"],
                 consent_personalization=row["consent_personalization"],
-                features={"tenure_years": row["tenure_years"]},
+                # Importers may keep boolean features as text; training reads them as booleans.
+                features={
+                    "tenure_years": row["tenure_years"],
+                    "digital_active": str(row["digital_active"]).lower(),
+                },
             )
             session.add(obj)
             cmap[row["customer_id"]] = obj
@@ -141,6 +146,7 @@ def test_db_frames_follow_the_import_contract(
         "interactions": len(interactions),
     }
     assert frames.customers["tenure_years"].tolist() == customers["tenure_years"].tolist()
+    assert frames.customers["digital_active"].tolist() == customers["digital_active"].tolist()
     assert not frames.customers.loc[11, "consent_personalization"]
     assert frames.products["tags"].tolist() == products["tags"].tolist()
     got = frames.interactions.sort_values(["customer_id", "product_id"]).reset_index(drop=True)
