@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-from rich.table import Table
+from rich.console import Console
+from rich.table import Column, Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -109,7 +110,9 @@ def list_models(
             "no model versions registered; run `finrec train --algorithm NAME`", soft_wrap=True
         )
         return
-    table = Table("version", "algorithm", "status", "serves", "trained at (UTC)", "metric")
+    table = Table("algorithm", "status", "serves", "trained at (UTC)", "metric")
+    # Version ids are what operators copy into `activate`: never truncate or wrap them.
+    table.columns.insert(0, Column("version", no_wrap=True, overflow="fold"))
     for row in rows:
         table.add_row(
             row["version"],
@@ -119,7 +122,7 @@ def list_models(
             row["trained_at"][:19].replace("T", " "),
             _headline(row["metrics"]),
         )
-    console.print(table)
+    (console if console.is_terminal else Console(width=160)).print(table)
 
 
 @models_app.command("show")
