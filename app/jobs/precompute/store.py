@@ -115,9 +115,16 @@ def write_chunk(
 def _copy_rows(conn: Connection, rows: Sequence[Row]) -> None:
     raw: Any = conn.connection.driver_connection
     sql = f"COPY precomputed_recommendations ({', '.join(_COLUMNS)}) FROM STDIN"
-    with raw.cursor() as cursor, cursor.copy(sql) as copy:
-        for row in rows:
-            copy.write_row(row)
+    try:
+        with raw.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except Exception as exc:
+        # COPY talks to the driver directly, so a duplicate arrives unwrapped: wrap it the way
+        # SQLAlchemy would, so the caller treats "chunk already written" the same on every backend.
+        if getattr(exc, "sqlstate", None) == "23505":
+            raise IntegrityError(sql, None, exc) from exc
+        raise
 
 
 def try_complete(engine: Engine, batch_id: str) -> bool:

@@ -229,3 +229,15 @@ def test_block_top_k_matches_the_live_ranking_row_by_row() -> None:
         live = _best(scores[row].copy(), 12)
         assert top[row][top[row] >= 0].tolist() == live.tolist()
         assert values[row][: live.size].tolist() == scores[row][live].tolist()
+
+
+def test_a_chunk_written_twice_is_refused_whole(
+    engine: Engine, settings: Settings, bank: str
+) -> None:
+    from app.jobs.precompute import store
+
+    result = run_precompute(engine, settings, options())
+    rows = [(result.batch_id, *r) for r in batch_rows(engine, result.batch_id)][:30]
+    again = store.write_chunk(engine, result.batch_id, 0, 0, rows, 5, {}, 0.0)  # type: ignore[arg-type]
+    assert again is False
+    assert len(batch_rows(engine, result.batch_id)) == result.rows
