@@ -79,9 +79,11 @@ class IdMap:
         if len(values) == 0:
             return np.empty(0, dtype=np.int32)
         # Look up each distinct ID once: event logs repeat IDs many times over.
+        # pd.factorize hashes a pandas column in its own storage (no str copy); missing values
+        # get code -1, which picks the trailing -1 ("unknown") appended below.
         codes, uniques = pd.factorize(values)
         found = self._index.get_indexer(pd.Index(uniques).astype(str))
-        out: np.ndarray = np.asarray(found, dtype=np.int32)[codes]
+        out: np.ndarray = np.append(np.asarray(found, dtype=np.int32), np.int32(-1))[codes]
         return out
 
     def to_external(self, index: np.ndarray | Iterable[int]) -> np.ndarray:
@@ -372,7 +374,7 @@ class Dataset:
         """
         ids = pd.Index(sorted(interactions["customer_id"].astype(str).unique()))
         rows = ids.get_indexer(interactions["customer_id"].astype(str))
-        cols = self.product_ids.to_index(interactions["product_id"].astype(str).to_numpy())
+        cols = self.product_ids.to_index(interactions["product_id"])
         weight = interactions["event_type"].astype(str).map(self.config.event_weights)
         weight = weight.fillna(0.0).to_numpy(dtype=np.float32)
         keep = (cols >= 0) & (weight > 0)

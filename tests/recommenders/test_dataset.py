@@ -59,6 +59,26 @@ def test_id_map_round_trip_and_unknowns() -> None:
         IdMap(["a", "b", "a"])
 
 
+def test_id_map_looks_up_pandas_columns_of_any_string_storage() -> None:
+    ids = IdMap(["10", "a", "c"])
+    expected = [2, 1, -1, 0, 2]
+    values = ["c", "a", "zz", "10", "c"]
+    for column in (
+        pd.Series(values, dtype=object),
+        pd.Series(values, dtype="string"),
+        pd.Series(values, dtype="category"),
+    ):
+        assert ids.to_index(column).tolist() == expected
+    assert ids.to_index(pd.Series([10, 11])).tolist() == [0, -1]  # numeric IDs match as text
+    assert ids.to_index(pd.Series(["a", None, "c"])).tolist() == [1, -1, 2]  # missing = unknown
+
+
+def test_event_times_stay_typed(tiny_dataset: Dataset) -> None:
+    column = tiny_dataset.events["occurred_at"]
+    assert isinstance(column.dtype, pd.DatetimeTZDtype)
+    assert str(column.dt.tz) == "UTC"
+
+
 def test_weighted_matrix_sums_event_weights_and_drops_unknowns() -> None:
     dataset = Dataset.from_frames(*frames())
     dense = dataset.interactions.toarray()
