@@ -272,7 +272,12 @@ class ModelStore:
                 self.activate(strategy, version, path)
             except InvalidArtifact as exc:
                 errors[strategy] = str(exc)
-                log.warning("model not loaded", extra={"strategy": strategy, "error": str(exc)})
+                log.warning(
+                    "model for strategy %s not loaded: %s",
+                    strategy,
+                    exc,
+                    extra={"strategy": strategy, "error": str(exc)},
+                )
         for strategy in set(self._models) - wanted:
             self.remove(strategy)
         return errors
