@@ -109,6 +109,7 @@ def save_artifact(
         manifest: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "algorithm": model.algorithm,
+            "layout_version": model.layout_version,
             "params": model.params.model_dump(mode="json"),
             "data": {
                 "fingerprint": context.fingerprint,
@@ -227,6 +228,12 @@ def load_artifact(directory: str | Path, expected: type[Recommender] | None = No
             expected = get_algorithm(str(algorithm))
         except UnknownAlgorithmError as exc:
             raise ArtifactError(f"artifact {root}: {exc}") from exc
+    layout = manifest.get("layout_version", 1)
+    if layout != expected.layout_version:
+        raise ArtifactError(
+            f"artifact {root} stores {algorithm} layout version {layout!r}; this finrec reads "
+            f"layout version {expected.layout_version} (retrain the model)"
+        )
     try:
         model = expected(expected.params_model.model_validate(manifest["params"]))
         data = manifest["data"]

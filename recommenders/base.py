@@ -59,6 +59,9 @@ class Recommender(ABC):
     algorithm: ClassVar[str] = ""
     params_model: ClassVar[type[ModelParams]] = ModelParams
     cold_inputs: ClassVar[frozenset[ColdInput]] = frozenset()
+    #: Bumped whenever a model's saved arrays change meaning or layout, so an artifact written
+    #: by an older layout is refused with a clear message instead of failing part-way.
+    layout_version: ClassVar[int] = 1
 
     def __init__(self, params: ModelParams | None = None, **overrides: Any) -> None:
         base = params.model_dump() if params is not None else {}

@@ -59,6 +59,7 @@ class ContentRecommender(Recommender):
     """Attribute matching; serves customers with no history and products with no interactions."""
 
     algorithm: ClassVar[str] = "content"
+    layout_version: ClassVar[int] = 2  # 2: per-segment take-up priors
     params_model: ClassVar[type[ModelParams]] = ContentParams
     cold_inputs: ClassVar[frozenset[ColdInput]] = frozenset({"history", "features"})
     params: ContentParams

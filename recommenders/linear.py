@@ -40,6 +40,7 @@ class EASERecommender(Recommender):
     """
 
     algorithm: ClassVar[str] = "ease"
+    layout_version: ClassVar[int] = 2  # 2: customer-attribute columns in the solve
     params_model: ClassVar[type[ModelParams]] = EASEParams
     cold_inputs: ClassVar[frozenset[ColdInput]] = frozenset({"history", "features"})
     params: EASEParams

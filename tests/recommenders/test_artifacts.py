@@ -87,6 +87,13 @@ def test_wrong_format_version_is_refused(artifact: Path) -> None:
         load_artifact(artifact)
 
 
+def test_an_older_model_layout_is_refused_clearly(artifact: Path) -> None:
+    """A model whose saved arrays changed layout refuses artifacts of the old layout."""
+    rewrite_manifest(artifact, rehash=True, layout_version=PopularityRecommender.layout_version + 1)
+    with pytest.raises(ArtifactError, match="reads layout version 1"):
+        load_artifact(artifact)
+
+
 def test_wrong_algorithm_is_refused(artifact: Path) -> None:
     with pytest.raises(ArtifactError, match="holds algorithm 'popularity', expected 'als'"):
         ALSRecommender.load(artifact)
