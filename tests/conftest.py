@@ -40,6 +40,15 @@ def _pg_worker_url(base_url: str, name: str) -> str:
     return url.set(database=name).render_as_string(hide_password=False)
 
 
+def _pg_drop(base_url: str, name: str) -> None:
+    admin = make_engine(
+        make_url(base_url).render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def migrated_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A database migrated to head, once per backend per worker."""
@@ -48,7 +57,11 @@ def migrated_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         url = f"sqlite:///{path}"
     else:
         assert PG_URL is not None
-        url = _pg_worker_url(PG_URL, f"finrec_test_{_worker()}")
+        # The pid keeps two concurrent suite runs against one server from dropping each
+        # other's database; the finaliser removes it again.
+        name = f"finrec_test_{_worker()}_{os.getpid()}"
+        url = _pg_worker_url(PG_URL, name)
+        request.addfinalizer(lambda: _pg_drop(PG_URL, name))
     migrate.upgrade(url)
     return url
 
