@@ -38,6 +38,17 @@ done
 step "registered models"
 $BIN/finrec models list
 
+step "precomputing tonight's lists for every customer (default strategy, k=20)"
+$BIN/finrec precompute --k 20
+
+if ! $BIN/finrec experiments show demo-offers >/dev/null 2>&1; then
+  step "creating and starting an A/B experiment on the 'offers' placement: fusion vs ALS"
+  $BIN/finrec experiments create demo-offers --placement offers --traffic 1.0 \
+    --variant control:control:50:fusion --variant challenger:treatment:50:als \
+    --salt demo-offers --description "fusion against ALS on the offers placement"
+  $BIN/finrec experiments start demo-offers
+fi
+
 mapfile -t SAMPLE < <($BIN/python - <<'PY'
 import os
 from sqlalchemy import text
@@ -63,6 +74,9 @@ finrec is starting on $BASE — try, in another terminal:
   curl -s $BASE/readyz
   curl -s '$BASE/v1/customers/${SAMPLE[0]}/recommendations?k=5' | python3 -m json.tool
   curl -s '$BASE/v1/customers/${SAMPLE[1]}/recommendations?k=3&channel=app&explain=true' | python3 -m json.tool
+  curl -s '$BASE/v1/customers/${SAMPLE[0]}/recommendations?k=5&placement=offers' | python3 -m json.tool
+  curl -s $BASE/v1/experiments/demo-offers/assignment/${SAMPLE[0]}
+  curl -s $BASE/v1/experiments/demo-offers/results | python3 -m json.tool
   curl -s '$BASE/v1/products/${SAMPLE[2]}/similar?k=5' | python3 -m json.tool
   curl -s $BASE/v1/customers/${SAMPLE[0]} | python3 -m json.tool
   curl -s '$BASE/v1/models' | python3 -m json.tool
