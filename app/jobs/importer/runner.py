@@ -118,17 +118,15 @@ def _attempt(
                 run_id = writers.start_run(conn, result, now)
                 if malformed:
                     _reject_malformed(info, malformed, sink, result)
-                watermark = _load(conn, settings, kind, info, options, sink, result, now, malformed)
+                writer = _load(conn, settings, kind, info, options, sink, result, now, malformed)
                 result.rows_rejected = sink.count
                 result.first_rejects = list(sink.first)
                 result.rejects_path = sink.path if sink.count else None
                 if sink.count and not options.skip_invalid:
                     result.status = "refused"
                     raise InvalidRowsError(result)
-                if watermark is not None:
-                    result.holdings_written = writers.derive_holdings(
-                        conn, watermark, settings.holding_event_types, now
-                    )
+                if writer is not None:
+                    result.holdings_written = _derive_holdings(conn, writer, settings, now)
                 result.status = "partial" if sink.count else "succeeded"
                 writers.finish_run(conn, run_id, result, datetime.now(UTC))
         finally:
@@ -149,8 +147,8 @@ def _load(
     result: ImportResult,
     now: datetime,
     malformed: list[readers.MalformedRow] | None,
-) -> int | None:
-    """Validate and write every chunk; returns the interaction id watermark (interactions)."""
+) -> writers.InteractionWriter | None:
+    """Validate and write every chunk; returns the interactions writer (interactions only)."""
     ctx = RuleContext(
         latest_allowed=now + timedelta(seconds=settings.max_future_skew_seconds),
         event_types=tuple(settings.event_weights),
@@ -167,7 +165,7 @@ def _load(
             products=writers.load_key_map(conn, "products"),
         )
         watermark = writers.max_interaction_id(conn)
-        writer = writers.interaction_writer(conn, watermark)
+        writer = writers.interaction_writer(conn, watermark, settings.holding_event_types)
         if writers.should_rebuild_indexes(info.size_bytes, watermark):
             rebuild = writers.drop_secondary_indexes(conn)
             constraints = writers.drop_foreign_keys(conn)
@@ -219,7 +217,17 @@ def _load(
         writer.close()
     if (rebuild or constraints) and (options.skip_invalid or not sink.count):
         writers.restore_schema(conn, rebuild, constraints)
-    return watermark
+    return writer
+
+
+def _derive_holdings(
+    conn: Connection, writer: writers.InteractionWriter, settings: Settings, now: datetime
+) -> int:
+    """SQLite: from the pairs the writer gathered per chunk (a GROUP BY over the whole new part
+    of the table cost more per row the larger the load); PostgreSQL: one INSERT … SELECT."""
+    if conn.dialect.name == "sqlite":
+        return writer.holdings.upsert_sqlite(conn, now)
+    return writers.derive_holdings(conn, writer.watermark, settings.holding_event_types, now)
 
 
 def _columns_to_update(kind: ImportKind, header: tuple[str, ...]) -> list[str]:

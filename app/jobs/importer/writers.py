@@ -7,9 +7,10 @@ commits or rolls back.
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import numpy as np
@@ -215,9 +216,12 @@ class InteractionWriter:
     and only the new rows are inserted.
     """
 
-    def __init__(self, conn: Connection, watermark: int) -> None:
+    def __init__(
+        self, conn: Connection, watermark: int, holding_event_types: Sequence[str] = ()
+    ) -> None:
         self.conn = conn
         self.watermark = watermark
+        self.holdings = HoldingPairs(holding_event_types)
 
     def write(self, frame: pd.DataFrame) -> WriteOutcome:
         none = np.zeros(len(frame), dtype=bool)
@@ -227,6 +231,7 @@ class InteractionWriter:
         inserted = self._fast_insert(frame)
         if inserted == len(frame):
             savepoint.commit()
+            self.holdings.add(frame)
             return WriteOutcome(inserted, none, none)
         savepoint.rollback()
         known = self._existing_ids(frame["event_id"].tolist())
@@ -235,6 +240,9 @@ class InteractionWriter:
         repeated = (ids > self.watermark).fillna(False).to_numpy(dtype=bool)
         fresh = frame[~(already | repeated)]
         inserted = self._bulk_insert(fresh) if len(fresh) else 0
+        # Every fresh row was inserted: within the chunk event ids are unique (the rules
+        # reject repeats) and the lookup above found all earlier ones.
+        self.holdings.add(fresh)
         return WriteOutcome(inserted, already, repeated)
 
     def _existing_ids(self, event_ids: Sequence[str]) -> dict[str, int]:
@@ -357,10 +365,64 @@ def _pylist(series: pd.Series) -> list[Any]:
     return values
 
 
-def interaction_writer(conn: Connection, watermark: int) -> InteractionWriter:
+def interaction_writer(
+    conn: Connection, watermark: int, holding_event_types: Sequence[str] = ()
+) -> InteractionWriter:
     if conn.dialect.name == "postgresql":
         return PostgresInteractionWriter(conn, watermark)
-    return SQLiteInteractionWriter(conn, watermark)
+    return SQLiteInteractionWriter(conn, watermark, holding_event_types)
+
+
+class HoldingPairs:
+    """The earliest holding event per (customer, product) among the rows this import inserted.
+
+    Kept per chunk as the rows are written, so deriving holdings never scans the interactions
+    table; memory grows with the distinct pairs held, not with the file.
+    """
+
+    def __init__(self, holding_event_types: Sequence[str]) -> None:
+        self.types = list(holding_event_types)
+        self.pairs = pd.Series(
+            [], index=pd.MultiIndex.from_arrays([[], []]), dtype="datetime64[us, UTC]"
+        )
+
+    def add(self, frame: pd.DataFrame) -> None:
+        if not self.types or frame.empty:
+            return
+        held = frame[frame["event_type"].isin(self.types)]
+        if held.empty:
+            return
+        when = held["occurred_at"].astype("datetime64[us, UTC]")
+        earliest = when.groupby([held["customer_pk"], held["product_pk"]], sort=False).min()
+        merged = pd.concat([self.pairs, earliest]) if len(self.pairs) else earliest
+        self.pairs = merged.groupby(level=[0, 1], sort=False).min()
+
+    def upsert_sqlite(self, conn: Connection, now: datetime) -> int:
+        """Insert new holdings and move ``since`` earlier on existing ones; returns rows changed.
+
+        (PostgreSQL derives holdings with one INSERT … SELECT instead: see derive_holdings.)
+        """
+        if self.pairs.empty:
+            return 0
+        customers = self.pairs.index.get_level_values(0).astype("int64").tolist()
+        products = self.pairs.index.get_level_values(1).astype("int64").tolist()
+        since = self.pairs.dt.tz_localize(None)
+        # The stored text format of UTCDateTime on SQLite (naive UTC with microseconds), which
+        # also orders correctly as text for the comparison below.
+        text = pc.cast(pa.array(since, type=pa.timestamp("us")), pa.string()).to_pylist()
+        stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(
+                "INSERT INTO holdings (customer_pk, product_pk, source, since, updated_at) "
+                "VALUES (?, ?, 'event', ?, ?) ON CONFLICT (customer_pk, product_pk) "
+                "DO UPDATE SET since = excluded.since, updated_at = excluded.updated_at "
+                "WHERE excluded.since < holdings.since",
+                zip(customers, products, text, itertools.repeat(stamp), strict=False),
+            )
+            return max(int(cursor.rowcount), 0)
+        finally:
+            cursor.close()
 
 
 def derive_holdings(

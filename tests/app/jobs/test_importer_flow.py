@@ -11,8 +11,15 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from app.db.models import Customer, Holding, ImportRun, Interaction, Product
-from app.jobs.importer import ImportResult, InvalidRowsError, SourceError
+from app.jobs.importer import (
+    ImportKind,
+    ImportResult,
+    InvalidRowsError,
+    SourceError,
+    run_import,
+)
 from app.jobs.importer.report import REASON_COLUMN, ROW_COLUMN
+from app.settings import Settings
 from tests.app.jobs.conftest import CUSTOMERS_CSV, INTERACTIONS_CSV, PRODUCTS_CSV
 
 PRODUCTS_HEADER = "product_id,name,category,risk_level"
@@ -70,6 +77,29 @@ def test_interactions_load_and_derive_holdings(engine: Engine, load: Load, write
     }
     assert clicked.occurred_at == datetime.fromtimestamp(1743500000, UTC)
     assert clicked.channel == "web" and clicked.value is None
+
+
+@pytest.mark.usefixtures("bank")
+def test_holdings_take_the_earliest_event_across_chunks_and_imports(
+    engine: Engine, settings: Settings, write: Write
+) -> None:
+    small_chunks = settings.model_copy(update={"import_chunk_rows": 2})
+
+    def load(text: str) -> ImportResult:
+        return run_import(engine, small_chunks, ImportKind.INTERACTIONS, write("e.csv", text))
+
+    header = INTERACTIONS_CSV.splitlines()[0]
+    # e2 and e3 fall in different chunks; the later chunk holds the earlier purchase.
+    assert load(INTERACTIONS_CSV).holdings_written == 2
+    earlier = load(f"{header}\ne9,c1,p1,hold,2025-01-05T00:00:00Z,,app\n")
+    later = load(f"{header}\ne10,c2,p2,purchase,2025-06-01T00:00:00Z,10,app\n")
+    assert (earlier.holdings_written, later.holdings_written) == (1, 0)
+    with engine.connect() as conn:
+        since = dict(conn.execute(select(Holding.customer_pk, Holding.since)).all())
+    assert sorted(since.values()) == [
+        datetime(2025, 1, 5, tzinfo=UTC),
+        datetime(2025, 2, 1, tzinfo=UTC),
+    ]
 
 
 @pytest.mark.usefixtures("bank")
