@@ -52,8 +52,52 @@ def query_parameters(model: type[RecommendationQuery]) -> list[dict[str, Any]]:
     return params
 
 
+_PLAIN_LIMITS = {"channel": 32, "placement": 64}
+
+
+def _plain_query(raw: bytes) -> RecommendationQuery | None:
+    """The common query (``k``, ``channel``, ``placement`` in plain ASCII) without validation
+    machinery; ``None`` for anything else, which :func:`parse_query` validates in full.
+
+    Every value accepted here is one the model accepts with the same result, so the two paths
+    never disagree.
+    """
+    if not raw:
+        return _EMPTY_QUERY
+    if b"%" in raw or b"+" in raw or not raw.isascii():
+        return None
+    values: dict[str, str] = {}
+    for part in raw.decode("ascii").split("&"):
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        if not sep:
+            return None
+        values[name] = value  # the last value wins, as in the full path
+    k: int | None = None
+    for name, value in values.items():
+        if name == "k":
+            if not value.isdigit() or not 1 <= int(value) <= 50:
+                return None
+            k = int(value)
+        elif name in _PLAIN_LIMITS:
+            if len(value) > _PLAIN_LIMITS[name]:
+                return None
+        elif name in ("explain", "strategy"):
+            return None
+    return RecommendationQuery.model_construct(
+        k=k, channel=values.get("channel"), placement=values.get("placement")
+    )
+
+
+_EMPTY_QUERY = RecommendationQuery()
+
+
 def parse_query(request: Request) -> RecommendationQuery:
     """Validate the query string; errors become the usual 422 problem naming the field."""
+    plain = _plain_query(request.scope["query_string"])
+    if plain is not None:
+        return plain
     try:
         return RecommendationQuery.model_validate(dict(request.query_params))
     except ValidationError as exc:

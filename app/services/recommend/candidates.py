@@ -63,7 +63,11 @@ class NoPrecomputed:
 
 
 def _best(scores: np.ndarray, limit: int) -> np.ndarray:
-    """Positions of the ``limit`` best finite scores, best first (ties by position)."""
+    """Positions of the ``limit`` best finite scores, best first (ties by position).
+
+    The same selection as the precompute job's (a partition, then a sort of the head), so a
+    batch and the live path choose the same items among tied scores.
+    """
     size = scores.shape[0]
     top = np.argpartition(scores, size - limit)[size - limit :] if size > limit else np.arange(size)
     values = scores[top]
@@ -123,8 +127,13 @@ def live(
     allowed: np.ndarray,
     limit: int,
     hold_weight: float = 8.0,
+    penalty: np.ndarray | None = None,
 ) -> Candidates:
-    """Score one customer with an in-memory model. Raises ColdStartUnsupported when it cannot."""
+    """Score one customer with an in-memory model. Raises ColdStartUnsupported when it cannot.
+
+    ``penalty`` (0 where allowed, -inf elsewhere) is the gate as one addition; without it the
+    gate is applied from ``allowed``.
+    """
     mapping, model_idx, catalog_idx = loaded.catalog_view(catalog.version, catalog.index)
     position = loaded.customer_position(profile.customer_id)
     model = loaded.model
@@ -145,7 +154,11 @@ def live(
             scores = np.full(catalog.size, NEG_INF, dtype=np.float32)
             scores[catalog_idx] = row[model_idx]
             loaded.remember_cold(profile.customer_id, (catalog.version, profile, scores.copy()))
-    scores[~allowed] = NEG_INF  # NaN scores are dropped by _best's finiteness check
+    # NaN scores are dropped by _best's finiteness check.
+    if penalty is not None:
+        scores += penalty
+    else:
+        scores[~allowed] = NEG_INF
     best = _best(scores, limit)
     code = R.reason_for_algorithm(loaded.algorithm)
     if loaded.algorithm == "fusion":

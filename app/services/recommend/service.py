@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -80,6 +81,7 @@ class Gate:
     allowed: np.ndarray  # bool per catalogue position
     personalised: bool
     risk_class: int
+    penalty: np.ndarray | None = None  # float32: 0 where allowed, -inf elsewhere (cached gates)
 
 
 def gate(
@@ -104,6 +106,28 @@ def gate(
     return Gate(allowed, personalisation_allowed(consent), risk)
 
 
+class _Ids:
+    """Recommendation IDs: 128 random bits (like a uuid4) without a system call per request.
+
+    ``os.urandom`` releases the GIL, and on a busy server getting it back can cost far more
+    than the call; a per-process generator seeded from ``os.urandom`` (re-seeded after a fork)
+    gives the same uniqueness. The IDs correlate log records; they are not secrets.
+    """
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._bits = random.Random().getrandbits
+
+    def new(self) -> str:
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._bits = random.Random(os.urandom(32)).getrandbits
+        return f"{self._bits(128):032x}"
+
+
+_ids = _Ids()
+
+
 class RecommendationService:
     """Builds recommendation lists from the in-memory serving state."""
 
@@ -120,6 +144,10 @@ class RecommendationService:
         self.models = models
         self.promotions = promotions
         self.precomputed: C.PrecomputedSource = precomputed or C.NoPrecomputed()
+        # customer -> (profile, catalogue version, exclude_held, risk class, gate): the gate row
+        # is rebuilt only when one of those changes (a changed profile is a new object).
+        self._gates: dict[str, tuple[Profile, int, bool, int, Gate]] = {}
+        self._gate_cache_size = max(int(settings.profile_cache_size), 1)
         self._hold_weight = float(
             max(
                 (settings.event_weights.get(t, 0.0) for t in settings.holding_event_types),
@@ -151,13 +179,13 @@ class RecommendationService:
         now = now or datetime.now(UTC)
         k = request.k
         exclude_held = request.placement not in self.settings.placements_showing_held
-        decision = gate(profile, catalog, now, exclude_held=exclude_held)
+        decision = self._gate(customer_id, profile, catalog, now, exclude_held)
         degraded = degraded or profile is None
         limit = k * 3 + 5
         cands = self._candidates(customer_id, profile, decision, catalog, request, limit)
         items = self._assemble(cands, decision, catalog, request, profile, now)
         return Recommendation(
-            recommendation_id=os.urandom(16).hex(),  # 128 random bits, like a uuid4
+            recommendation_id=_ids.new(),
             customer_id=customer_id,
             strategy=cands.strategy,
             model_version=cands.model_version,
@@ -166,6 +194,38 @@ class RecommendationService:
             items=items,
             served_at=now,
         )
+
+    def _gate(
+        self,
+        customer_id: str,
+        profile: Profile | None,
+        catalog: CatalogSnapshot,
+        now: datetime,
+        exclude_held: bool,
+    ) -> Gate:
+        """:func:`gate`, cached per customer while profile, catalogue and risk class hold."""
+        if profile is None:
+            return gate(None, catalog, now, exclude_held=exclude_held)
+        risk = profile.effective_risk_class(now)
+        hit = self._gates.get(customer_id)
+        if (
+            hit is not None
+            and hit[0] is profile
+            and hit[1] == catalog.version
+            and hit[2] == exclude_held
+            and hit[3] == risk
+        ):
+            return hit[4]
+        fresh = gate(profile, catalog, now, exclude_held=exclude_held)
+        allowed = fresh.allowed
+        allowed.flags.writeable = False  # shared by later requests: nobody may change it
+        penalty = np.where(allowed, np.float32(0.0), C.NEG_INF).astype(np.float32)
+        penalty.flags.writeable = False
+        decision = Gate(allowed, fresh.personalised, fresh.risk_class, penalty)
+        if len(self._gates) >= self._gate_cache_size:
+            self._gates.clear()
+        self._gates[customer_id] = (profile, catalog.version, exclude_held, risk, decision)
+        return decision
 
     # ---- candidates ------------------------------------------------------------------------
     def _candidates(
@@ -192,7 +252,15 @@ class RecommendationService:
         if loaded is not None:
             tried.add(loaded.strategy)
             try:
-                return C.live(loaded, profile, catalog, decision.allowed, limit, self._hold_weight)
+                return C.live(
+                    loaded,
+                    profile,
+                    catalog,
+                    decision.allowed,
+                    limit,
+                    self._hold_weight,
+                    decision.penalty,
+                )
             except ColdStartUnsupported:
                 pass
             except Exception:  # a broken model must not fail the request: fall back
@@ -204,7 +272,13 @@ class RecommendationService:
                 tried.add(other.strategy)
                 try:
                     return C.live(
-                        other, profile, catalog, decision.allowed, limit, self._hold_weight
+                        other,
+                        profile,
+                        catalog,
+                        decision.allowed,
+                        limit,
+                        self._hold_weight,
+                        decision.penalty,
                     )
                 except ColdStartUnsupported:
                     continue

@@ -71,6 +71,41 @@ def test_invalid_k_names_the_field(client: TestClient, k: object) -> None:
     assert "k" in response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["k=3&channel=app&placement=home", "k=03", "channel=", "k=1&k=2", "other=%20x&k=2", ""],
+)
+def test_plain_and_full_query_parsing_agree(query: str) -> None:
+    from app.api.recommendations import _plain_query
+    from app.schemas.recommendations import RecommendationQuery
+
+    plain = _plain_query(query.encode())
+    full = RecommendationQuery.model_validate(
+        dict(pair.partition("=")[::2] for pair in query.split("&") if pair)
+    )
+    assert plain is None or plain == full
+
+
+@pytest.mark.parametrize("query", ["k=%31", "k=+5", "k=", "k", "channel=" + "x" * 33])
+def test_unusual_queries_take_the_validated_path(client: TestClient, query: str) -> None:
+    from pydantic import ValidationError
+    from starlette.datastructures import QueryParams
+
+    from app.api.recommendations import _plain_query
+    from app.schemas.recommendations import RecommendationQuery
+
+    assert _plain_query(query.encode()) is None
+    try:
+        RecommendationQuery.model_validate(dict(QueryParams(query)))
+        expected = 200
+    except ValidationError:
+        expected = 422
+    response = client.get(f"/v1/customers/C2/recommendations?{query}")
+    assert response.status_code == expected, response.text
+    if query == "k=%31":
+        assert len(response.json()["items"]) == 1
+
+
 def test_strategy_override_is_admin_only(client: TestClient) -> None:
     url = "/v1/customers/C2/recommendations"
     assert client.get(url, params={"strategy": "popularity"}).status_code == 403

@@ -182,3 +182,32 @@ def test_precomputed_lists_pass_the_same_gate(
     result = service.recommend("C2", profiles["C2"], RecommendRequest(k=2), now=NOW)
     assert result.served_from == "precomputed"
     assert [i.product_id for i in result.items] == ["P09", "P02"]
+
+
+def test_cached_gate_follows_profile_changes_and_expiry(
+    service: RecommendationService, profiles: dict[str, Profile]
+) -> None:
+    from dataclasses import replace
+    from datetime import timedelta
+
+    c2 = profiles["C2"]
+    first = ids(service, c2, k=10)
+    assert ids(service, c2, k=10) == first  # served from the cached gate row
+    # A changed profile is a new object: the gate is rebuilt (P01 no longer held).
+    assert "P01" in ids(service, replace(c2, held=frozenset({"P04", "P05"})), k=10)
+    # The same profile object after its assessment expired: R1 only.
+    assert c2.risk_valid_until is not None
+    later = service.recommend(
+        "C2", c2, RecommendRequest(k=10), now=c2.risk_valid_until + timedelta(days=1)
+    )
+    assert {p[3] for p in bank.PRODUCTS if p[0] in {i.product_id for i in later.items}} == {"R1"}
+
+
+def test_recommendation_ids_are_distinct_128_bit_hex(
+    service: RecommendationService, profiles: dict[str, Profile]
+) -> None:
+    seen = {
+        service.recommend("C2", profiles["C2"], RecommendRequest(k=3), now=NOW).recommendation_id
+        for _ in range(200)
+    }
+    assert len(seen) == 200 and all(len(i) == 32 and int(i, 16) >= 0 for i in seen)
