@@ -55,6 +55,7 @@ _INTERACTION_COLUMNS = (
     "recommendation_id",
 )
 _LOOKUP_BATCH = 5_000
+_HOLDINGS_BATCH = 50_000
 
 
 def _insert(conn: Connection, table: Table) -> Any:
@@ -404,23 +405,33 @@ class HoldingPairs:
         """
         if self.pairs.empty:
             return 0
-        customers = self.pairs.index.get_level_values(0).astype("int64").tolist()
-        products = self.pairs.index.get_level_values(1).astype("int64").tolist()
-        since = self.pairs.dt.tz_localize(None)
-        # The stored text format of UTCDateTime on SQLite (naive UTC with microseconds), which
-        # also orders correctly as text for the comparison below.
-        text = pc.cast(pa.array(since, type=pa.timestamp("us")), pa.string()).to_pylist()
+        # Key order keeps the holdings b-tree inserts sequential; slices keep the Python
+        # objects for the driver few at a time.
+        pairs = self.pairs.sort_index()
         stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        written = 0
         try:
-            cursor.executemany(
-                "INSERT INTO holdings (customer_pk, product_pk, source, since, updated_at) "
-                "VALUES (?, ?, 'event', ?, ?) ON CONFLICT (customer_pk, product_pk) "
-                "DO UPDATE SET since = excluded.since, updated_at = excluded.updated_at "
-                "WHERE excluded.since < holdings.since",
-                zip(customers, products, text, itertools.repeat(stamp), strict=False),
-            )
-            return max(int(cursor.rowcount), 0)
+            for start in range(0, len(pairs), _HOLDINGS_BATCH):
+                part = pairs.iloc[start : start + _HOLDINGS_BATCH]
+                # The stored text format of UTCDateTime on SQLite (naive UTC, microseconds),
+                # which also orders correctly as text for the comparison below.
+                since = pa.array(part.dt.tz_localize(None), type=pa.timestamp("us"))
+                cursor.executemany(
+                    "INSERT INTO holdings (customer_pk, product_pk, source, since, updated_at) "
+                    "VALUES (?, ?, 'event', ?, ?) ON CONFLICT (customer_pk, product_pk) "
+                    "DO UPDATE SET since = excluded.since, updated_at = excluded.updated_at "
+                    "WHERE excluded.since < holdings.since",
+                    zip(
+                        part.index.get_level_values(0).astype("int64").tolist(),
+                        part.index.get_level_values(1).astype("int64").tolist(),
+                        pc.cast(since, pa.string()).to_pylist(),
+                        itertools.repeat(stamp),
+                        strict=False,
+                    ),
+                )
+                written += max(int(cursor.rowcount), 0)
+            return written
         finally:
             cursor.close()
 

@@ -81,25 +81,48 @@ def test_interactions_load_and_derive_holdings(engine: Engine, load: Load, write
 
 @pytest.mark.usefixtures("bank")
 def test_holdings_take_the_earliest_event_across_chunks_and_imports(
-    engine: Engine, settings: Settings, write: Write
+    engine: Engine, settings: Settings, write: Write, tmp_path: Path
 ) -> None:
+    # Parquet chunks are exactly import_chunk_rows long: the earlier purchase of c1/p1 comes
+    # in the second chunk, and c2/p2 appears only in the third.
+    frame = pd.DataFrame(
+        {
+            "event_id": ["e1", "e2", "e3", "e4", "e5"],
+            "customer_id": ["c1", "c1", "c2", "c1", "c2"],
+            "product_id": ["p1", "p1", "p2", "p1", "p2"],
+            "event_type": ["purchase", "view", "click", "hold", "hold"],
+            "occurred_at": pd.to_datetime(
+                [
+                    "2025-04-02T10:00:00Z",
+                    "2025-04-03T10:00:00Z",
+                    "2025-04-03T11:00:00Z",
+                    "2025-03-01T08:00:00Z",
+                    "2025-02-01T00:00:00Z",
+                ]
+            ),
+        }
+    )
+    frame.to_parquet(tmp_path / "events.parquet")
     small_chunks = settings.model_copy(update={"import_chunk_rows": 2})
 
-    def load(text: str) -> ImportResult:
-        return run_import(engine, small_chunks, ImportKind.INTERACTIONS, write("e.csv", text))
+    def load(path: Path) -> ImportResult:
+        return run_import(engine, small_chunks, ImportKind.INTERACTIONS, path)
 
-    header = INTERACTIONS_CSV.splitlines()[0]
-    # e2 and e3 fall in different chunks; the later chunk holds the earlier purchase.
-    assert load(INTERACTIONS_CSV).holdings_written == 2
-    earlier = load(f"{header}\ne9,c1,p1,hold,2025-01-05T00:00:00Z,,app\n")
-    later = load(f"{header}\ne10,c2,p2,purchase,2025-06-01T00:00:00Z,10,app\n")
+    assert load(tmp_path / "events.parquet").holdings_written == 2
+    header = "event_id,customer_id,product_id,event_type,occurred_at"
+    earlier = load(write("a.csv", f"{header}\ne9,c1,p1,hold,2025-01-05T00:00:00Z\n"))
+    later = load(write("b.csv", f"{header}\ne10,c2,p2,purchase,2025-06-01T00:00:00Z\n"))
     assert (earlier.holdings_written, later.holdings_written) == (1, 0)
     with engine.connect() as conn:
-        since = dict(conn.execute(select(Holding.customer_pk, Holding.since)).all())
-    assert sorted(since.values()) == [
-        datetime(2025, 1, 5, tzinfo=UTC),
-        datetime(2025, 2, 1, tzinfo=UTC),
-    ]
+        since = conn.execute(
+            select(Customer.customer_id, Holding.since).join(
+                Customer, Customer.id == Holding.customer_pk
+            )
+        ).all()
+    assert dict(since) == {
+        "c1": datetime(2025, 1, 5, tzinfo=UTC),
+        "c2": datetime(2025, 2, 1, tzinfo=UTC),
+    }
 
 
 @pytest.mark.usefixtures("bank")
