@@ -25,6 +25,7 @@ from app.db.models import Exposure
 
 log = logging.getLogger(__name__)
 
+# ``items`` may be a list or an ``orjson.Fragment`` holding the list already encoded.
 ExposureRow = dict[str, Any]
 # A row, or a (builder, args) pair built at flush time so the response does not pay for it.
 Pending = ExposureRow | tuple[Callable[..., ExposureRow], tuple[Any, ...]]

@@ -8,8 +8,9 @@ customer is served the fail-closed list (R1 only, non-personalised) with ``degra
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from datetime import datetime
 
+import orjson
 from starlette.concurrency import run_in_threadpool
 
 from app.services.errors import StrategyNotFound
@@ -65,32 +66,67 @@ async def recommend_for_customer(
     result = service.recommend(customer_id, profile, request, degraded=degraded)
     if assignment is not None:
         result = replace(result, experiment=assignment.experiment, variant=assignment.variant)
-    state.exposures.record_later(exposure_row, result, request)
+    # Only plain values are queued (the items already encoded): nothing of the response is kept
+    # alive until the flush, so the garbage collector has no per-request survivors to scan.
+    state.exposures.record_later(
+        exposure_row,
+        result.recommendation_id,
+        result.customer_id,
+        result.strategy,
+        result.model_version,
+        result.served_from,
+        result.degraded,
+        request.channel,
+        request.placement,
+        result.experiment,
+        result.variant,
+        encode_items(result),
+        result.served_at,
+    )
     return result
 
 
-def exposure_row(result: Recommendation, request: RecommendRequest) -> ExposureRow:
-    """The decision record of one response (what was shown, ranked how, and why)."""
-    items: list[dict[str, Any]] = [
-        {
-            "product_id": item.product_id,
-            "rank": item.rank,
-            "score": item.score,
-            "reasons": [r["code"] for r in item.reasons],
-        }
-        for item in result.items
-    ]
+def encode_items(result: Recommendation) -> bytes:
+    """The ``items`` column of an exposure: what was shown, ranked how, and why (codes)."""
+    return orjson.dumps(
+        [
+            {
+                "product_id": item.product_id,
+                "rank": item.rank,
+                "score": item.score,
+                "reasons": [r["code"] for r in item.reasons],
+            }
+            for item in result.items
+        ]
+    )
+
+
+def exposure_row(
+    recommendation_id: str,
+    customer_id: str,
+    strategy: str,
+    model_version: str | None,
+    served_from: str,
+    degraded: bool,
+    channel: str | None,
+    placement: str | None,
+    experiment: str | None,
+    variant: str | None,
+    items: bytes,
+    served_at: datetime,
+) -> ExposureRow:
+    """The decision record of one response, built by the flusher from the queued values."""
     return {
-        "recommendation_id": result.recommendation_id,
-        "customer_id": result.customer_id,
-        "strategy": result.strategy,
-        "model_version": result.model_version,
-        "served_from": result.served_from,
-        "degraded": result.degraded,
-        "channel": request.channel,
-        "placement": request.placement,
-        "experiment": result.experiment,
-        "variant": result.variant,
-        "items": items,
-        "served_at": result.served_at,
+        "recommendation_id": recommendation_id,
+        "customer_id": customer_id,
+        "strategy": strategy,
+        "model_version": model_version,
+        "served_from": served_from,
+        "degraded": degraded,
+        "channel": channel,
+        "placement": placement,
+        "experiment": experiment,
+        "variant": variant,
+        "items": orjson.Fragment(items),
+        "served_at": served_at,
     }
