@@ -9,8 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api import (
@@ -23,11 +22,10 @@ from app.api import (
     recommendations,
     similar,
 )
-from app.api.errors import install_problem_handlers, problem_response
+from app.api.errors import install_problem_handlers
 from app.api.limits import BodySizeLimit
 from app.db.session import make_engine, make_session_factory
 from app.services.batches import BatchReader
-from app.services.errors import DomainError
 from app.services.experiments.assignment import ExperimentBook
 from app.services.exposures import ExposureLog
 from app.services.model_store import ModelStore
@@ -35,25 +33,10 @@ from app.services.profiles import ProfileCache
 from app.services.recommend.catalog_holder import CatalogHolder
 from app.services.recommend.flow import ServingState
 from app.services.recommend.promotions import PromotionBook
-from app.services.recommend.service import NothingToServe, RecommendationService
+from app.services.recommend.service import RecommendationService
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DomainError)
-    return problem_response(exc.status, exc.slug, exc.detail, instance=request.url.path)
-
-
-async def _nothing_to_serve(request: Request, exc: Exception) -> JSONResponse:
-    return problem_response(
-        503,
-        "unavailable",
-        f"nothing can serve right now: {exc}",
-        instance=request.url.path,
-        headers={"Retry-After": "5"},
-    )
 
 
 async def _refresh_loop(app: FastAPI, settings: Settings) -> None:
@@ -158,8 +141,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if docs else None,
     )
     install_problem_handlers(app)
-    app.add_exception_handler(DomainError, _domain_error)
-    app.add_exception_handler(NothingToServe, _nothing_to_serve)
 
     # ---- middleware (body size limit etc.) goes here ---------------------------------------
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)

@@ -10,6 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.services.errors import DomainError
+from app.services.recommend.service import NothingToServe
+
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://finrec.dev/problems/"
 
@@ -110,6 +113,21 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _domain_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return problem_response(exc.status, exc.slug, exc.detail, instance=request.url.path)
+
+
+async def _nothing_to_serve_handler(request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(
+        503,
+        "unavailable",
+        f"nothing can serve right now: {exc}",
+        instance=request.url.path,
+        headers={"Retry-After": "5"},
+    )
+
+
 async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(
         500, "internal-error", "an internal error occurred", instance=request.url.path
@@ -120,4 +138,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(DomainError, _domain_handler)
+    app.add_exception_handler(NothingToServe, _nothing_to_serve_handler)
     app.add_exception_handler(Exception, _unhandled_handler)
