@@ -39,6 +39,17 @@ class ALSParams(ModelParams):
     num_threads: int = Field(default=0, ge=0)  # 0 = every core
 
 
+def _fit_factors(model: Any, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Fit an implicit factor model on the weighted matrix; BLAS held to one thread (implicit
+    parallelises itself and oversubscribes otherwise). Returns (customer, product) factors."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        model.fit(dataset.interactions, show_progress=False)
+    return (
+        np.ascontiguousarray(model.user_factors, dtype=np.float32),
+        np.ascontiguousarray(model.item_factors, dtype=np.float32),
+    )
+
+
 class ALSRecommender(VectorModel):
     """Implicit-feedback matrix factorisation (alternating least squares).
 
@@ -55,20 +66,17 @@ class ALSRecommender(VectorModel):
         from implicit.cpu.als import AlternatingLeastSquares
 
         p = self.params
-        with threadpool_limits(limits=1, user_api="blas"):
-            model = AlternatingLeastSquares(
-                factors=p.factors,
-                regularization=p.regularization,
-                alpha=p.alpha,
-                iterations=p.iterations,
-                use_cg=p.use_cg,
-                random_state=p.random_state,
-                num_threads=p.num_threads,
-                dtype=np.float32,
-            )
-            model.fit(dataset.interactions, show_progress=False)
-        self.customer_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
-        self.product_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        model = AlternatingLeastSquares(
+            factors=p.factors,
+            regularization=p.regularization,
+            alpha=p.alpha,
+            iterations=p.iterations,
+            use_cg=p.use_cg,
+            random_state=p.random_state,
+            num_threads=p.num_threads,
+            dtype=np.float32,
+        )
+        self.customer_factors, self.product_factors = _fit_factors(model, dataset)
 
     def _score_cold(
         self, history: sp.csr_matrix | None, features: sp.csr_matrix | None
@@ -117,19 +125,16 @@ class BPRRecommender(VectorModel):
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
         p = self.params
-        with threadpool_limits(limits=1, user_api="blas"):
-            model = BayesianPersonalizedRanking(
-                factors=p.factors,
-                learning_rate=p.learning_rate,
-                regularization=p.regularization,
-                iterations=p.iterations,
-                random_state=p.random_state,
-                num_threads=p.num_threads,
-                dtype=np.float32,
-            )
-            model.fit(dataset.interactions, show_progress=False)
-        self.customer_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
-        self.product_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        model = BayesianPersonalizedRanking(
+            factors=p.factors,
+            learning_rate=p.learning_rate,
+            regularization=p.regularization,
+            iterations=p.iterations,
+            random_state=p.random_state,
+            num_threads=p.num_threads,
+            dtype=np.float32,
+        )
+        self.customer_factors, self.product_factors = _fit_factors(model, dataset)
 
     def _similar(self, products: np.ndarray) -> np.ndarray:
         factors = self.product_factors[:, :-1]  # leave the bias column out of the angle
