@@ -25,6 +25,8 @@ from app.api import (
 from app.api.errors import install_problem_handlers
 from app.api.limits import BodySizeLimit
 from app.db.session import make_engine, make_session_factory
+from app.observability import Metrics, Observability, configure_logging
+from app.observability.routes import metrics_router
 from app.services.batches import BatchReader
 from app.services.experiments.assignment import ExperimentBook
 from app.services.exposures import ExposureLog
@@ -62,6 +64,7 @@ async def _refresh_loop(app: FastAPI, settings: Settings) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the FastAPI app; nothing is created at import time."""
     settings = settings or Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -144,6 +147,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # ---- middleware (body size limit etc.) goes here ---------------------------------------
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    # Outermost, so refused and failed requests are timed and logged too.
+    app.state.metrics = metrics = Metrics()
+    metrics.watch(app.state)
+    app.add_middleware(Observability, metrics=metrics, access_log_enabled=settings.access_log)
 
     # ---- routers ---------------------------------------------------------------------------
     app.include_router(health.router)
@@ -154,4 +161,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(models.router)
     app.include_router(experiments.router)
+    app.include_router(metrics_router())
     return app

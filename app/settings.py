@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     artifact_dir: Path = Path("./var/artifacts")
     log_level: str = "INFO"
     log_json: bool = False
+    access_log: bool = True  # one line per request: route template, status, duration, ids
+    metrics_public: bool = False  # true: /metrics without a key (scraper on a private network)
 
     # Data semantics
     event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))

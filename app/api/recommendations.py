@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from app.api.admin import ADMIN_HEADER
 from app.api.errors import ProblemError
+from app.observability import note_recommendation
 from app.schemas.problems import problem_responses
 from app.schemas.recommendations import RecommendationQuery, RecommendationsPublic
 from app.services.recommend.flow import recommend_for_customer
@@ -171,4 +172,5 @@ async def get_recommendations(
         strategy=query.strategy,
     )
     result = await recommend_for_customer(state.serving, customer_id, params)
+    note_recommendation(request, result)  # recommendation id on the log lines; served-list metrics
     return render(result)
