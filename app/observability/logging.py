@@ -46,11 +46,19 @@ def add_request_context(_logger: WrappedLogger, _name: str, event_dict: EventDic
 
 
 def redact_sql_parameters(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
-    """Replace SQLAlchemy's ``[parameters: ...]`` in messages and tracebacks."""
-    for key in ("event", "exception"):
-        value = event_dict.get(key)
+    """Replace SQLAlchemy's ``[parameters: ...]`` in every text field (message, traceback)."""
+    for key, value in event_dict.items():
         if isinstance(value, str) and "[parameters: " in value:
             event_dict[key] = _SQL_PARAMETERS.sub(REDACTED_PARAMETERS, value)
+    return event_dict
+
+
+def drop_formatter_leftovers(
+    _logger: WrappedLogger, _name: str, event_dict: EventDict
+) -> EventDict:
+    """Other handlers' formatters leave ``message``/``asctime`` on the record; ``event`` has it."""
+    event_dict.pop("message", None)
+    event_dict.pop("asctime", None)
     return event_dict
 
 
@@ -107,7 +115,7 @@ def configure_logging(
         else structlog.dev.ConsoleRenderer(colors=False, pad_event_to=0)
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), drop_formatter_leftovers],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
