@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from app.cli import campaigns as campaigns_cli
 from app.cli import db, openapi, serve
 from app.cli import evaluate as evaluate_cli
 from app.cli import experiments as experiments_cli
@@ -30,6 +31,7 @@ importing_cli.register(cli)
 experiments_cli.register(cli)
 generate_cli.register(cli)
 precompute_cli.register(cli)
+campaigns_cli.register(cli)
 
 
 def main() -> None:
