@@ -16,6 +16,7 @@ import re
 import sys
 from typing import Any, TextIO
 
+import orjson
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
@@ -81,6 +82,13 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
         pass  # StreamHandler.__init__ assigns it; the property decides
 
 
+def _json_dumps(obj: Any, **options: Any) -> str:
+    """orjson instead of ``json.dumps``: a few microseconds less on every line."""
+    return orjson.dumps(
+        obj, default=options.get("default", repr), option=orjson.OPT_NON_STR_KEYS
+    ).decode()
+
+
 def _shared_processors() -> list[Processor]:
     return [
         add_request_context,
@@ -110,7 +118,7 @@ def configure_logging(
         cache_logger_on_first_use=True,
     )
     renderer: Processor = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_json_dumps)
         if json
         else structlog.dev.ConsoleRenderer(colors=False, pad_event_to=0)
     )
