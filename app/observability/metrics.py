@@ -11,11 +11,16 @@ routes are the route *templates*, strategies and rules come from small fixed set
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -146,26 +151,10 @@ class _StateCollector(Collector):
             yield loaded
         exposures = getattr(sources, "exposures", None)
         if exposures is not None:
-            yield _gauge(
-                "finrec_exposure_buffer_depth",
-                "Exposure (decision) rows waiting to be written.",
-                exposures.pending,
-            )
-            yield _counter(
-                "finrec_exposure_dropped",
-                "Exposure rows dropped because the buffer was full.",
-                exposures.dropped,
-            )
-            yield _counter(
-                "finrec_exposure_written",
-                "Exposure rows written to the database.",
-                exposures.written,
-            )
-            yield _counter(
-                "finrec_exposure_failed_flushes",
-                "Exposure flushes that failed (their rows went back into the buffer).",
-                exposures.failed_flushes,
-            )
+            for name, kind, documentation, attribute in _EXPOSURE_METRICS:
+                found = getattr(exposures, attribute, None)
+                if isinstance(found, int | float):
+                    yield kind(name, documentation, found)
         profiles = getattr(sources, "profiles", None)
         if profiles is not None:
             yield _gauge("finrec_profile_cache_entries", "Customer profiles cached.", len(profiles))
@@ -181,3 +170,22 @@ def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily
     family = CounterMetricFamily(name, documentation)
     family.add_metric([], value)
     return family
+
+
+# (metric, kind, help, attribute of the exposure log): read at scrape time, skipped if absent.
+_EXPOSURE_METRICS: tuple[tuple[str, Callable[[str, str, float], Metric], str, str], ...] = (
+    ("finrec_exposure_buffer_depth", _gauge, "Exposure rows waiting to be written.", "pending"),
+    (
+        "finrec_exposure_dropped",
+        _counter,
+        "Exposure rows dropped because the buffer was full.",
+        "dropped",
+    ),
+    ("finrec_exposure_written", _counter, "Exposure rows written to the database.", "written"),
+    (
+        "finrec_exposure_failed_flushes",
+        _counter,
+        "Exposure writes that failed (their rows were queued again).",
+        "failed_flushes",
+    ),
+)

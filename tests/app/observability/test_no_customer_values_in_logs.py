@@ -13,6 +13,7 @@ import csv
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -25,6 +26,8 @@ from app.jobs.importer import ImportKind, ImportOptions, run_import
 from app.main import create_app
 from app.observability.logging import configure_logging
 from app.services import customers as customer_service
+from app.services.exposures import ExposureLog
+from app.services.recommend.flow import exposure_row
 from app.settings import Settings
 from tests.app.observability.server import running
 from tests.app.services.recommend import bank
@@ -94,17 +97,37 @@ def exercise(base: str, app_state: object, engine: Engine) -> str:
         assert http.post("/v1/events", json={"events": [{"customer_id": GHOST}]}).status_code
         assert http.post("/v1/events", content=b'{"events": [ZQX-not-json').status_code
         # A failing exposure flush: the database error names the customers it tried to write.
-        exposures = app_state.exposures  # type: ignore[attr-defined]
-        with engine.begin() as conn:
-            conn.execute(text("ALTER TABLE exposures RENAME TO exposures_away"))
-        try:
-            exposures.flush()
-            assert exposures.pending > 0, "the flush should have failed and kept its rows"
-        finally:
-            with engine.begin() as conn:
-                conn.execute(text("ALTER TABLE exposures_away RENAME TO exposures"))
-        exposures.flush()
+        failing_flush(app_state.session_factory, engine)  # type: ignore[attr-defined]
         return str(served.json()["recommendation_id"])
+
+
+def failing_flush(session_factory: sessionmaker[Session], engine: Engine) -> None:
+    """Write a planted exposure row while its table is away, then again once it is back."""
+    exposures = ExposureLog(session_factory)
+    exposures.record(
+        exposure_row(
+            "0" * 32,
+            CUSTOMER,
+            "popularity",
+            None,
+            "fallback",
+            True,
+            "app",
+            SEGMENT,
+            None,
+            None,
+            b"[]",
+            datetime.now(UTC),
+        )
+    )
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE exposures RENAME TO exposures_away"))
+    try:
+        assert exposures.flush() == 0 and exposures.pending == 1
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE exposures_away RENAME TO exposures"))
+    assert exposures.flush() == 1
 
 
 @pytest.fixture
