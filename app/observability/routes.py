@@ -14,12 +14,9 @@ def metrics_router(dependencies: Sequence[Any] = ()) -> APIRouter:
     """The ``/metrics`` route, guarded by ``dependencies`` (the admin scope, unless public)."""
     router = APIRouter(tags=["observability"], dependencies=list(dependencies))
 
-    @router.get(
-        "/metrics",
-        operation_id="observability-metrics",
-        response_class=Response,
-        responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
-    )
+    # Outside the OpenAPI document: an operations endpoint in Prometheus' text format, not part
+    # of the JSON API that clients are generated from.
+    @router.get("/metrics", response_class=Response, include_in_schema=False)
     def metrics(request: Request) -> Response:
         """Prometheus metrics of this process (text exposition format)."""
         return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
