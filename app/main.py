@@ -29,7 +29,7 @@ from app.observability import Metrics, Observability, configure_logging
 from app.observability.routes import metrics_router
 from app.services.batches import BatchReader
 from app.services.experiments.assignment import ExperimentBook
-from app.services.exposures import ExposureLog
+from app.services.exposure_process import exposure_writer
 from app.services.model_store import ModelStore
 from app.services.profiles import ProfileCache
 from app.services.recommend.catalog_holder import CatalogHolder
@@ -83,12 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalog = CatalogHolder(session_factory)
         promotions = PromotionBook(session_factory)
         store = ModelStore(artifact_root=settings.artifact_dir)
-        exposures = ExposureLog(
-            session_factory,
-            max_buffer=settings.exposure_buffer_size,
-            batch_rows=settings.exposure_batch_rows,
-            flush_seconds=settings.exposure_flush_seconds,
-        )
+        exposures = exposure_writer(settings, session_factory)  # FINREC_EXPOSURE_WRITER
         # Start-up never fails on the database: serving begins with whatever could be loaded
         # and the background refresh fills the rest in when the database comes back.
         await asyncio.to_thread(catalog.refresh)

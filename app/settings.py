@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     exposure_buffer_size: int = Field(default=50_000, ge=1)
     exposure_flush_seconds: float = Field(default=1.0, gt=0)
     exposure_batch_rows: int = Field(default=1_000, ge=1)
+    exposure_writer: Literal["process", "thread"] = "process"  # process: writes off the server
 
     @field_validator("event_weights")
     @classmethod
