@@ -190,6 +190,9 @@ class ExposureProcessLog(ExposureLog):
 
     async def _run(self) -> None:
         while True:
+            if self._proc is None and not self._buffer:
+                await asyncio.sleep(self._send_seconds)  # started on the first row, not before
+                continue
             if self._proc is None:
                 try:
                     await self._spawn()
