@@ -57,9 +57,11 @@ def redact_sql_parameters(_logger: WrappedLogger, _name: str, event_dict: EventD
 def drop_formatter_leftovers(
     _logger: WrappedLogger, _name: str, event_dict: EventDict
 ) -> EventDict:
-    """Other handlers' formatters leave ``message``/``asctime`` on the record; ``event`` has it."""
+    """Drop what other formatters left on the record (``message``, ``asctime``; ``event`` has the
+    text) and uvicorn's terminal-coloured copy of its message."""
     event_dict.pop("message", None)
     event_dict.pop("asctime", None)
+    event_dict.pop("color_message", None)
     return event_dict
 
 
