@@ -23,6 +23,7 @@ from app.api import (
     similar,
 )
 from app.api.errors import install_problem_handlers
+from app.api.fastlane import FastLane
 from app.api.limits import BodySizeLimit
 from app.db.session import make_engine, make_session_factory
 from app.observability import Metrics, Observability, configure_logging
@@ -141,6 +142,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
 
     # ---- middleware (body size limit etc.) goes here ---------------------------------------
+    if settings.fast_lane:  # innermost: inside the size limit and the metrics middleware
+        app.add_middleware(FastLane)
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
     # Outermost, so refused and failed requests are timed and logged too.
     app.state.metrics = metrics = Metrics()

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     default_strategy: str = "fusion"
     category_cap: int | None = Field(default=3, ge=1)
     placements_showing_held: list[str] = Field(default_factory=list)
+    fast_lane: bool = True  # plain recommendation requests skip FastAPI's per-request work
     admin_header_enabled: bool = True  # X-Finrec-Admin: 1 allows overrides; never in production
     profile_cache_size: int = Field(default=100_000, ge=0)
     profile_cache_ttl_seconds: float = Field(default=300.0, ge=0)

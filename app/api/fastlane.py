@@ -1,0 +1,110 @@
+"""A lean ASGI lane for the hot route, in front of FastAPI's router.
+
+``GET /v1/customers/{customer_id}/recommendations`` with a plain query (what
+:func:`~app.api.recommendations._plain_query` accepts: ``k``, ``channel``, ``placement``) is
+answered here by calling the route's own endpoint function, which runs the same service flow
+and the same rendering; what FastAPI would add per request — dependency solving, parameter
+validation, the exit stack, routing over every route — is skipped because for this request it
+has nothing to do. Everything else (other routes, other methods, any other query, an id FastAPI
+would refuse) goes to FastAPI untouched, so the route stays declared there with its OpenAPI
+description and remains the one full path.
+
+Errors raised on the lane are answered by FastAPI's own exception middleware built over the
+app's own handlers, so problem responses are the same bytes either way. The lane is added as the
+innermost user middleware: the observability middleware (metrics, request id, access line) and
+the body size limit see every request it answers, and the route template is recorded on the
+scope exactly as the router would record it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.routing import APIRoute
+from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.routing import NoMatchFound
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.api import recommendations
+from app.api.recommendations import _plain_query
+
+ROUTE_PATH = "/v1/customers/{customer_id}/recommendations"
+_PREFIX = "/v1/customers/"
+_SUFFIX = "/recommendations"
+_MAX_ID = 64  # the route's ``Path(max_length=64)``: longer ids go to FastAPI for its 422
+
+Endpoint = Callable[..., Awaitable[Response]]
+
+
+def customer_id_of(path: str) -> str | None:
+    """The customer id of a recommendations path FastAPI would accept, else ``None``."""
+    if not path.startswith(_PREFIX) or not path.endswith(_SUFFIX):
+        return None
+    customer_id = path[len(_PREFIX) : -len(_SUFFIX)]
+    if not customer_id or "/" in customer_id or len(customer_id) > _MAX_ID:
+        return None
+    return customer_id
+
+
+class FastLane:
+    """Pure ASGI middleware answering the plain recommendations request without FastAPI's
+    per-request machinery; see the module docstring for what it takes and what it passes on."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.answered = 0  # requests this lane answered (the rest went to FastAPI)
+        self._lane: ASGIApp | None = None
+        self._route: APIRoute | None = None
+        self._endpoint: Endpoint | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "GET"
+            or scope.get("root_path")
+            or (customer_id := customer_id_of(scope["path"])) is None
+            or _plain_query(scope["query_string"]) is None
+        ):
+            await self.app(scope, receive, send)
+            return
+        lane = self._lane or self._build(scope["app"])
+        if lane is None:  # the route is not declared in this app
+            await self.app(scope, receive, send)
+            return
+        # What the router records on a match: the metrics label the route template from it.
+        scope["route"] = self._route
+        scope["endpoint"] = self._endpoint
+        scope["path_params"] = {"customer_id": customer_id}
+        self.answered += 1
+        await lane(scope, receive, send)
+
+    def _build(self, app: FastAPI) -> ASGIApp | None:
+        """Find the declared route and wrap the lane in the app's own exception handling."""
+        # The router records the declared route object itself on the scope, so take it from
+        # the module's router, once the app is known to serve it at this path.
+        try:
+            served = app.url_path_for("get_recommendations", customer_id="x")
+        except NoMatchFound:
+            return None
+        route = next((r for r in recommendations.router.routes if isinstance(r, APIRoute)), None)
+        if route is None or served != _PREFIX + "x" + _SUFFIX or route.path != ROUTE_PATH:
+            return None
+        self._route = route
+        self._endpoint = route.endpoint
+        handlers: dict[Any, Any] = {
+            key: handler
+            for key, handler in app.exception_handlers.items()
+            if key not in (500, Exception)  # those belong to the outermost error middleware
+        }
+        self._lane = ExceptionMiddleware(self._answer, handlers=handlers, debug=app.debug)
+        return self._lane
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self._endpoint is not None
+        request = Request(scope, receive)
+        response = await self._endpoint(
+            request=request, customer_id=scope["path_params"]["customer_id"]
+        )
+        await response(scope, receive, send)

@@ -1,0 +1,146 @@
+"""The fast lane answers exactly as the FastAPI route does: same status, headers and body for
+plain and non-plain queries, errors, auth and overrides, and the same metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.api.fastlane import ROUTE_PATH, FastLane, customer_id_of
+from app.main import create_app
+from app.settings import Settings
+from tests.app.services.recommend import bank
+
+ADMIN = {"X-Finrec-Admin": "1"}
+PATH = "/v1/customers/{}/recommendations"
+# Values that differ per request by design: ids, the date.
+VARYING_HEADERS = {"x-recommendation-id", "x-request-id", "date"}
+
+# (method, customer, query, headers, answered on the lane)
+MATRIX: list[tuple[str, str, str, dict[str, str], bool]] = [
+    ("GET", "C2", "", {}, True),
+    ("GET", "C2", "k=3", {}, True),
+    ("GET", "C3", "k=3&channel=app&placement=home", {}, True),
+    ("GET", "C1", "channel=web&k=50", {}, True),
+    ("GET", "C1", "k=2&k=4", {}, True),
+    ("GET", "nobody", "k=3", {}, True),  # unknown customer: 404 problem from the lane
+    ("GET", "C2", "explain=false", {}, False),
+    ("GET", "C2", "channel=a%20b", {}, False),
+    ("GET", "C2", "k=0", {}, False),
+    ("GET", "C2", "k=51", {}, False),
+    ("GET", "C2", "k=x", {}, False),
+    ("GET", "C2", "placement=" + "p" * 65, {}, False),
+    ("GET", "C" * 65, "", {}, False),  # id over the path limit: FastAPI's 422
+    ("GET", "C2", "strategy=popularity", {}, False),  # override without admin: 403
+    ("GET", "C2", "strategy=popularity", ADMIN, False),
+    ("GET", "C2", "strategy=nope", ADMIN, False),  # unknown strategy: 404 problem
+    ("GET", "C2", "k=3", {"content-length": "2000000"}, False),  # body size limit: 413
+    ("HEAD", "C2", "k=3", {}, False),
+    ("POST", "C2", "k=3", {}, False),
+]
+
+
+def lane_of(app: FastAPI) -> FastLane | None:
+    layer: Any = app.middleware_stack
+    while layer is not None:
+        if isinstance(layer, FastLane):
+            return layer
+        layer = getattr(layer, "app", None)
+    return None
+
+
+def settings(database_url: str, tmp_path: Path, fast_lane: bool) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=database_url,
+        artifact_dir=tmp_path,
+        fast_lane=fast_lane,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+def clients(
+    database_url: str, session_factory: sessionmaker[Session], tmp_path: Path
+) -> Iterator[tuple[TestClient, TestClient]]:
+    bank.seed(session_factory)
+    bank.publish(session_factory, bank.fit_popularity(), tmp_path / "pop")
+    with (
+        TestClient(create_app(settings(database_url, tmp_path, True))) as lane,
+        TestClient(create_app(settings(database_url, tmp_path, False))) as full,
+    ):
+        yield lane, full
+
+
+def comparable(response: Any) -> tuple[int, list[tuple[str, str]], Any]:
+    # In order, as sent: the lane must not even reorder headers.
+    headers = [(k, v) for k, v in response.headers.multi_items() if k not in VARYING_HEADERS]
+    body: Any = response.content
+    if response.headers.get("content-type", "").endswith("json") and body:
+        body = orjson.loads(body)
+        if response.status_code == 200:
+            assert response.headers["x-recommendation-id"] == body.pop("recommendation_id")
+    return response.status_code, headers, body
+
+
+def route_count(app: FastAPI, method: str, status: int) -> float:
+    labels = {"method": method, "route": ROUTE_PATH, "status": str(status)}
+    value = app.state.metrics.registry.get_sample_value(
+        "finrec_http_request_duration_seconds_count", labels
+    )
+    return value or 0.0
+
+
+def test_lane_and_route_answer_identically(clients: tuple[TestClient, TestClient]) -> None:
+    lane, full = clients
+    statuses: set[tuple[str, int]] = set()
+    expected_on_lane = 0
+    for method, customer, query, headers, on_lane in MATRIX:
+        url = PATH.format(customer) + (f"?{query}" if query else "")
+        before = lane_of(lane.app).answered if lane_of(lane.app) else 0  # type: ignore[arg-type]
+        got = comparable(lane.request(method, url, headers=headers))
+        want = comparable(full.request(method, url, headers=headers))
+        assert got == want, (method, url)
+        lane_layer = lane_of(lane.app)  # type: ignore[arg-type]
+        assert lane_layer is not None
+        assert lane_layer.answered - before == int(on_lane), (method, url)
+        expected_on_lane += int(on_lane)
+        statuses.add((method, want[0]))
+    # The matrix covers success and each kind of refusal.
+    assert {s for _, s in statuses} >= {200, 403, 404, 405, 413, 422}
+    assert lane_of(full.app) is None  # type: ignore[arg-type]
+    # Requests the lane answered are counted under the route template, like the router's.
+    for method, status in statuses:
+        assert route_count(lane.app, method, status) == route_count(full.app, method, status)  # type: ignore[arg-type]
+    assert route_count(lane.app, "GET", 200) >= 5  # type: ignore[arg-type]
+
+
+def test_lane_records_exposures_like_the_route(clients: tuple[TestClient, TestClient]) -> None:
+    lane, full = clients
+    for client in (lane, full):
+        assert client.get(PATH.format("C2") + "?k=3&placement=home").status_code == 200
+        client.app.state.exposures.flush()  # type: ignore[attr-defined]
+        assert client.app.state.exposures.written == 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("path", "customer"),
+    [
+        ("/v1/customers/C1/recommendations", "C1"),
+        ("/v1/customers//recommendations", None),
+        ("/v1/customers/a/b/recommendations", None),
+        ("/v1/customers/C1/recommendations/", None),
+        ("/v1/customers/C1/similar", None),
+        ("/v1/customers/" + "x" * 64 + "/recommendations", "x" * 64),
+        ("/v1/customers/" + "x" * 65 + "/recommendations", None),
+    ],
+)
+def test_customer_id_of(path: str, customer: str | None) -> None:
+    assert customer_id_of(path) == customer
