@@ -55,9 +55,10 @@ class FastLane:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.answered = 0  # requests this lane answered (the rest went to FastAPI)
-        self._lane: ASGIApp | None = None
+        self._built = False
         self._route: APIRoute | None = None
         self._endpoint: Endpoint | None = None
+        self._errors: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -69,42 +70,52 @@ class FastLane:
         ):
             await self.app(scope, receive, send)
             return
-        lane = self._lane or self._build(scope["app"])
-        if lane is None:  # the route is not declared in this app
+        if not self._built:
+            self._build(scope["app"])
+        endpoint = self._endpoint
+        if endpoint is None:  # the route is not declared in this app
             await self.app(scope, receive, send)
             return
         # What the router records on a match: the metrics label the route template from it.
         scope["route"] = self._route
-        scope["endpoint"] = self._endpoint
+        scope["endpoint"] = endpoint
         scope["path_params"] = {"customer_id": customer_id}
         self.answered += 1
-        await lane(scope, receive, send)
+        try:
+            response = await endpoint(request=Request(scope, receive), customer_id=customer_id)
+        except Exception as exc:
+            # Answered by FastAPI's own exception middleware over the app's own handlers (what
+            # it does not handle propagates to the outermost error middleware, as it would).
+            scope[_RAISED] = exc
+            assert self._errors is not None
+            await self._errors(scope, receive, send)
+            return
+        await response(scope, receive, send)
 
-    def _build(self, app: FastAPI) -> ASGIApp | None:
-        """Find the declared route and wrap the lane in the app's own exception handling."""
+    def _build(self, app: FastAPI) -> None:
+        """Find the declared route and the app's exception handling (once, on first use)."""
+        self._built = True
         # The router records the declared route object itself on the scope, so take it from
         # the module's router, once the app is known to serve it at this path.
         try:
             served = app.url_path_for("get_recommendations", customer_id="x")
         except NoMatchFound:
-            return None
+            return
         route = next((r for r in recommendations.router.routes if isinstance(r, APIRoute)), None)
         if route is None or served != _PREFIX + "x" + _SUFFIX or route.path != ROUTE_PATH:
-            return None
-        self._route = route
-        self._endpoint = route.endpoint
+            return
         handlers: dict[Any, Any] = {
             key: handler
             for key, handler in app.exception_handlers.items()
             if key not in (500, Exception)  # those belong to the outermost error middleware
         }
-        self._lane = ExceptionMiddleware(self._answer, handlers=handlers, debug=app.debug)
-        return self._lane
+        self._errors = ExceptionMiddleware(_reraise, handlers=handlers, debug=app.debug)
+        self._route = route
+        self._endpoint = route.endpoint
 
-    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
-        assert self._endpoint is not None
-        request = Request(scope, receive)
-        response = await self._endpoint(
-            request=request, customer_id=scope["path_params"]["customer_id"]
-        )
-        await response(scope, receive, send)
+
+_RAISED = "finrec.fastlane.raised"
+
+
+async def _reraise(scope: Scope, receive: Receive, send: Send) -> None:
+    raise scope.pop(_RAISED)

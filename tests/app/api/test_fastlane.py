@@ -144,3 +144,24 @@ def test_lane_records_exposures_like_the_route(clients: tuple[TestClient, TestCl
 )
 def test_customer_id_of(path: str, customer: str | None) -> None:
     assert customer_id_of(path) == customer
+
+
+def test_unexpected_errors_are_the_same_500(
+    database_url: str,
+    session_factory: sessionmaker[Session],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bank.seed(session_factory)
+
+    async def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("app.api.recommendations.recommend_for_customer", broken)
+    answers = []
+    for fast_lane in (True, False):
+        app = create_app(settings(database_url, tmp_path, fast_lane))
+        with TestClient(app, raise_server_exceptions=False) as client:
+            answers.append(comparable(client.get(PATH.format("C2") + "?k=3")))
+            assert route_count(app, "GET", 500) == 1
+    assert answers[0] == answers[1] and answers[0][0] == 500
