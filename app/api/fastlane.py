@@ -19,6 +19,7 @@ scope exactly as the router would record it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -48,6 +49,12 @@ def customer_id_of(path: str) -> str | None:
     return customer_id
 
 
+@lru_cache(maxsize=4096)
+def _is_plain(query_string: bytes) -> bool:
+    """Whether the lane takes this query; clients send few distinct ones, so keep the answers."""
+    return _plain_query(query_string) is not None
+
+
 class FastLane:
     """Pure ASGI middleware answering the plain recommendations request without FastAPI's
     per-request machinery; see the module docstring for what it takes and what it passes on."""
@@ -66,7 +73,7 @@ class FastLane:
             or scope["method"] != "GET"
             or scope.get("root_path")
             or (customer_id := customer_id_of(scope["path"])) is None
-            or _plain_query(scope["query_string"]) is None
+            or not _is_plain(scope["query_string"])
         ):
             await self.app(scope, receive, send)
             return
