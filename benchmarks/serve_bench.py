@@ -5,18 +5,26 @@ Protocol (the numbers in docs/serving.md come from this script):
 1. Build a synthetic bank in a fresh SQLite database (``--customers`` customers, ``--products``
    products across five categories and five risk levels, ~4 holdings each), fit ALS with the
    modelling library, save, register and activate the artifact.
-2. Start finrec under uvicorn (one worker, access log off) and two bare FastAPI apps (one
-   worker each) whose ``async`` route at the same path answers with a real finrec response
-   captured from the first server (same size, same ``X-Recommendation-Id`` header): ``bare``
-   returns the pre-encoded bytes (the strictest baseline), ``bare_dict`` returns the payload as
-   a dict and lets FastAPI encode it (FastAPI's default path).
-3. Drive both with ``wrk`` over loopback (``--threads`` threads, ``--connections`` connections),
+2. Start finrec under uvicorn (one worker, uvicorn's access log off, finrec's metrics on, with
+   ``FINREC_ENVIRONMENT=production`` and a real API key of scope ``recommendations:read`` made
+   with ``finrec keys create``, sent on every request), once per configuration in ``--variants``
+   (``finrec``: the defaults; the others turn the fast lane off and/or write exposures from a
+   thread, to show what each change gives), and two bare FastAPI apps (one worker each) whose
+   ``async`` route at the same path answers with a real finrec response captured from the first
+   server (same size, same ``X-Recommendation-Id`` header): ``bare`` returns the pre-encoded
+   bytes (the strictest baseline), ``bare_dict`` returns the payload as a dict and lets FastAPI
+   encode it (FastAPI's default path). The bare apps get the same key header and ignore it.
+3. Drive them with ``wrk`` over loopback (``--threads`` threads, ``--connections`` connections),
    rotating over ``--pool`` customer ids (a slice are known to the database but not the model,
-   so cold-start routing is exercised). A warm-up run fills finrec's profile cache first.
-4. Alternate bare / bare_dict / finrec ``--repeats`` times for ``--duration`` seconds each;
-   report RPS, latency percentiles and server CPU time per request (from /proc, all threads)
-   per run, the median RPS of each, the ratios, and the exposure rows that finrec wrote (proof
-   the logging ran).
+   so cold-start routing is exercised). A warm-up run fills each finrec's profile cache first.
+4. Alternate bare / bare_dict / each finrec ``--repeats`` times for ``--duration`` seconds each;
+   report RPS, latency percentiles and server CPU time per request (from /proc: all threads of
+   the server and of its child processes, so the exposure writer process counts) per run, the
+   median RPS of each, the ratios, and proof that logging kept up: every server is stopped with
+   SIGTERM, and the rows in the exposure log must equal the lists the servers counted in their
+   own metrics.
+
+Ports: ``--port-base`` and the next 1 + len(variants) ports.
 
 Run: ``OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/serve_bench.py`` (needs ``wrk``).
 """
@@ -61,9 +69,32 @@ function init(args)
 end
 function request()
   counter = counter % #ids + 1
-  return wrk.format("GET", "/v1/customers/" .. ids[counter] .. "/recommendations__QUERY__")
+  return wrk.format("GET", "/v1/customers/" .. ids[counter] .. "/recommendations__QUERY__",
+                    __HEADERS__)
 end
 """.replace("__QUERY__", QUERY)
+
+
+def lua_headers(headers: dict[str, str]) -> str:
+    """A Lua table literal of request headers (the API key; the bare apps ignore it)."""
+    return "{" + ", ".join(f'["{k}"] = "{v}"' for k, v in headers.items()) + "}"
+
+
+def create_key(url: str) -> str | None:
+    """A real API key with the scope the mobile backend has, made with ``finrec keys create``
+    (which prints only the key); ``None`` where the CLI has no keys command."""
+    finrec = Path(sys.executable).with_name("finrec")
+    out = subprocess.run(
+        [str(finrec), "keys", "create", "--name", "serve-bench", "--scope", "recommendations:read"],
+        cwd=ROOT,
+        env={**os.environ, "FINREC_DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        print(f"no API key (auth off): {out.stderr.strip().splitlines()[-1:]}")
+        return None
+    return out.stdout.strip()
 
 
 def bare_app() -> FastAPI:
@@ -241,20 +272,41 @@ def start(target: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes
     raise RuntimeError(f"{target} did not start")
 
 
-def warm_cache(port: int, customer_ids: list[str]) -> None:
+def warm_cache(port: int, customer_ids: list[str], headers: dict[str, str]) -> None:
     """One request per customer so the measured runs see a warm profile cache."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client, ThreadPoolExecutor(8) as pool:
+    base = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=base, headers=headers) as client, ThreadPoolExecutor(8) as pool:
         list(
             pool.map(lambda c: client.get(PATH.format(c) + QUERY).raise_for_status(), customer_ids)
         )
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads) from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _own_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = [int(c) for c in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
+        for child in children:
+            found += [child, *_descendants(child)]
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) and of its child processes (the
+    exposure writer), from /proc."""
+    return _own_cpu(pid) + sum(_own_cpu(child) for child in _descendants(pid))
 
 
 def wrk(
@@ -305,6 +357,25 @@ def wrk(
     return result
 
 
+# finrec configurations measured side by side: each change on its own, and both.
+VARIANTS = {
+    "finrec": {},
+    "finrec_thread_writer": {"FINREC_EXPOSURE_WRITER": "thread"},
+    "finrec_full_route": {"FINREC_FAST_LANE": "false"},
+    "finrec_before": {"FINREC_EXPOSURE_WRITER": "thread", "FINREC_FAST_LANE": "false"},
+}
+
+
+def served_lists(port: int, headers: dict[str, str]) -> float:
+    """Recommendation lists a server has answered, from its own /metrics."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=headers).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("finrec_recommendations_total{")
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=20_000)
@@ -315,73 +386,94 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--port-base", type=int, default=8880, help="first of 2 + variants ports")
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"finrec configurations to measure, comma-separated ({', '.join(VARIANTS)})",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/serve_bench.json")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is required (Debian: apt-get install -y wrk)")
+    variants = [v for v in args.variants.split(",") if v]
+    assert variants and variants[0] == "finrec" and set(variants) <= set(VARIANTS), variants
 
     workdir = Path(tempfile.mkdtemp(prefix="finrec-serve-bench-"))
     t0 = time.perf_counter()
     url, version = build_bank(workdir, args.customers, args.products, args.seed)
     print(f"bank and model ready in {time.perf_counter() - t0:.1f}s: {version}")
+    key = create_key(url)
+    auth = {"Authorization": f"Bearer {key}"} if key else {}
     rng = np.random.default_rng(args.seed)
     pool = rng.choice(args.customers, size=min(args.pool, args.customers), replace=False)
     ids = workdir / "ids.txt"
     ids.write_text("\n".join(f"C{i:07d}" for i in pool) + "\n")
     script = workdir / "rotate.lua"
-    script.write_text(LUA)
+    script.write_text(LUA.replace("__HEADERS__", lua_headers(auth)))
 
     env = {
         **os.environ,
         "OPENBLAS_NUM_THREADS": "1",
         "FINREC_DATABASE_URL": url,
-        "FINREC_ENVIRONMENT": "test",
+        "FINREC_ENVIRONMENT": "production",  # auth on, no admin header, like a deployment
+        "FINREC_SECRET_KEY": "serve-bench-" + os.urandom(8).hex(),
         "FINREC_ARTIFACT_DIR": str(workdir / "artifacts"),
         "FINREC_LOG_LEVEL": "WARNING",
         # Measure the steady state: profiles stay cached for the whole run (a miss is one
         # database read, a separate cost from the hot path).
         "FINREC_PROFILE_CACHE_TTL_SECONDS": "3600",
     }
-    finrec_port, bare_port = free_port(), free_port()
-    finrec = start("app.main:create_app", finrec_port, env)
+    ports = {"bare": args.port_base, "bare_dict": args.port_base + 1}
+    ports.update({name: args.port_base + 2 + i for i, name in enumerate(variants)})
+    servers: dict[str, subprocess.Popen[bytes]] = {}
+    served: dict[str, float] = {}
     try:
+        for name in variants:
+            servers[name] = start("app.main:create_app", ports[name], {**env, **VARIANTS[name]})
+        finrec_port = ports["finrec"]
         sample = httpx.get(
-            f"http://127.0.0.1:{finrec_port}{PATH.format(ids.read_text().split()[0])}{QUERY}"
+            f"http://127.0.0.1:{finrec_port}{PATH.format(ids.read_text().split()[0])}{QUERY}",
+            headers=auth,
         )
         sample.raise_for_status()
         assert sample.json()["served_from"] == "live", sample.json()
         body = workdir / "body.json"
         body.write_bytes(sample.content)
         bare_env = {**env, "FINREC_BENCH_BODY": str(body)}
-        bare = start("serve_bench:bare_app", bare_port, bare_env)
-        dict_port = free_port()
-        bare_dict = start(
-            "serve_bench:bare_app", dict_port, {**bare_env, "FINREC_BENCH_MODE": "dict"}
+        servers["bare"] = start("serve_bench:bare_app", ports["bare"], bare_env)
+        servers["bare_dict"] = start(
+            "serve_bench:bare_app", ports["bare_dict"], {**bare_env, "FINREC_BENCH_MODE": "dict"}
         )
-        try:
-            warm_cache(finrec_port, ids.read_text().split())
-            warm = wrk(finrec_port, script, ids, 5, args.threads, args.connections)
-            print(f"warm-up finrec: {warm}")
-            wrk(bare_port, script, ids, 3, args.threads, args.connections)
-            wrk(dict_port, script, ids, 3, args.threads, args.connections)
-            runs: dict[str, list[dict[str, Any]]] = {"bare": [], "bare_dict": [], "finrec": []}
-            pids = {"bare": bare.pid, "bare_dict": bare_dict.pid, "finrec": finrec.pid}
-            ports = {"bare": bare_port, "bare_dict": dict_port, "finrec": finrec_port}
-            for rep in range(args.repeats):
-                for name, port in ports.items():
-                    result = wrk(
-                        port, script, ids, args.duration, args.threads, args.connections, pids[name]
-                    )
-                    result["load_avg_1m"] = os.getloadavg()[0]
-                    runs[name].append(result)
-                    print(f"run {rep + 1} {name}: {result}")
-        finally:
-            for proc in (bare, bare_dict):
-                proc.terminate()
-                proc.wait()
+        order = ["bare", "bare_dict", *variants]
+        for name in variants:
+            warm_cache(ports[name], ids.read_text().split(), auth)
+            warm = wrk(ports[name], script, ids, 5, args.threads, args.connections)
+            print(f"warm-up {name}: {warm}")
+        for name in ("bare", "bare_dict"):
+            wrk(ports[name], script, ids, 3, args.threads, args.connections)
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in order}
+        for rep in range(args.repeats):
+            for name in order:
+                result = wrk(
+                    ports[name],
+                    script,
+                    ids,
+                    args.duration,
+                    args.threads,
+                    args.connections,
+                    servers[name].pid,
+                )
+                result["load_avg_1m"] = os.getloadavg()[0]
+                runs[name].append(result)
+                print(f"run {rep + 1} {name}: {result}")
+        served = {name: served_lists(ports[name], auth) for name in variants}
     finally:
-        finrec.terminate()
-        finrec.wait()
+        # SIGTERM: a graceful shutdown, which must write every exposure row still queued.
+        for proc in servers.values():
+            proc.terminate()
+        for proc in servers.values():
+            proc.wait()
 
     from sqlalchemy import create_engine, text
 
@@ -391,6 +483,7 @@ def main() -> None:
     engine.dispose()
     median = {name: statistics.median(r["rps"] for r in results) for name, results in runs.items()}
     bare_rps, finrec_rps = median["bare"], median["finrec"]
+    lists_served = int(sum(served.values()))
     summary = {
         "protocol": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "machine": {
@@ -403,12 +496,18 @@ def main() -> None:
         "median_rps": median,
         "ratio": finrec_rps / bare_rps,
         "ratio_vs_bare_dict": finrec_rps / median["bare_dict"],
+        "ratios": {name: median[name] / bare_rps for name in variants},
+        "p99_ms": {name: [r.get("p99_ms") for r in runs[name]] for name in runs},
         "median_server_cpu_us_per_request": {
             name: statistics.median(r["server_cpu_us_per_request"] for r in runs[name])
             for name in runs
         },
         "finrec_p99_ms_max": max(r.get("p99_ms", float("nan")) for r in runs["finrec"]),
         "exposure_rows_written": exposures,
+        # Lists served (each server's own counter, warm-up included) against rows in the log
+        # after every server was stopped with SIGTERM: equal when nothing was lost.
+        "lists_served": lists_served,
+        "auth": bool(key),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -420,10 +519,14 @@ def main() -> None:
                 for k in (
                     "median_rps",
                     "ratio",
+                    "ratios",
+                    "p99_ms",
                     "ratio_vs_bare_dict",
                     "finrec_p99_ms_max",
                     "median_server_cpu_us_per_request",
                     "exposure_rows_written",
+                    "lists_served",
+                    "auth",
                 )
             },
             indent=2,
