@@ -22,6 +22,7 @@ from app.api import (
     recommendations,
     similar,
 )
+from app.api.auth import Authenticator
 from app.api.errors import install_problem_handlers
 from app.api.fastlane import FastLane
 from app.api.limits import BodySizeLimit
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if docs else None,
     )
     install_problem_handlers(app)
+    app.state.auth = Authenticator(settings)  # API keys: caches and per-key rate limit
 
     # ---- middleware (body size limit etc.) goes here ---------------------------------------
     if settings.fast_lane:  # innermost: inside the size limit and the metrics middleware

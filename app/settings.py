@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     docs_enabled: bool = True
     secret_key: str = "development-only-secret"
 
+    # Authentication (API keys) and per-key rate limit
+    auth_enabled: bool = True  # false: every route open (development only, refused in production)
+    auth_cache_ttl_seconds: float = Field(default=5.0, gt=0, le=300)  # also the revocation bound
+    auth_negative_cache_size: int = Field(default=10_000, ge=0)
+    rate_limit_per_second: float = Field(default=0.0, ge=0)  # per key, per process; 0 = unlimited
+    rate_limit_burst: int = Field(default=100, ge=1)
+
     # Serving (recommendations)
     default_strategy: str = "fusion"
     category_cap: int | None = Field(default=3, ge=1)
@@ -75,6 +82,8 @@ class Settings(BaseSettings):
     def _no_placeholder_secrets_in_production(self) -> Settings:
         if self.environment == "production" and self.secret_key == "development-only-secret":
             raise ValueError("FINREC_SECRET_KEY must be set to a real secret in production")
+        if self.environment == "production" and not self.auth_enabled:
+            raise ValueError("FINREC_AUTH_ENABLED=false is refused in production")
         return self
 
     @property

@@ -328,3 +328,18 @@ class PrecomputedRecommendation(Base):
     product_id: Mapped[str] = mapped_column(String(64))
     score: Mapped[float] = mapped_column(Float)
     reason_codes: Mapped[str] = mapped_column(String(200), default="")
+
+
+class ApiKey(Base):
+    """An API key: only a salted hash of its secret is stored; ``id`` is the public key id."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    scopes: Mapped[str] = mapped_column(String(200))  # space-separated scope names
+    salt: Mapped[str] = mapped_column(String(64))  # hex
+    hash: Mapped[str] = mapped_column(String(64))  # hex HMAC-SHA256(salt, secret)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
