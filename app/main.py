@@ -22,7 +22,7 @@ from app.api import (
     recommendations,
     similar,
 )
-from app.api.auth import Authenticator
+from app.api.auth import Authenticator, require_scope
 from app.api.errors import install_problem_handlers
 from app.api.fastlane import FastLane
 from app.api.limits import BodySizeLimit
@@ -161,5 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(models.router)
     app.include_router(experiments.router)
-    app.include_router(metrics_router())
+    app.include_router(
+        metrics_router([] if settings.metrics_public else [require_scope("admin")])
+    )
     return app

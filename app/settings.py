@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     # API
     default_k: int = Field(default=10, ge=1, le=50)
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
-    docs_enabled: bool = True
+    docs_enabled: bool = False  # interactive docs and /openapi.json; make demo turns them on
     secret_key: str = "development-only-secret"
 
     # Authentication (API keys) and per-key rate limit
@@ -58,7 +58,6 @@ class Settings(BaseSettings):
     category_cap: int | None = Field(default=3, ge=1)
     placements_showing_held: list[str] = Field(default_factory=list)
     fast_lane: bool = True  # plain recommendation requests skip FastAPI's per-request work
-    admin_header_enabled: bool = True  # X-Finrec-Admin: 1 allows overrides; never in production
     profile_cache_size: int = Field(default=100_000, ge=0)
     profile_cache_ttl_seconds: float = Field(default=300.0, ge=0)
     catalog_refresh_seconds: float = Field(default=60.0, ge=1)
@@ -89,11 +88,6 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
-
-    @property
-    def admin_header_allowed(self) -> bool:
-        """Whether ``X-Finrec-Admin: 1`` unlocks admin-only options (never in production)."""
-        return self.admin_header_enabled and self.environment != "production"
 
 
 def get_settings() -> Settings:

@@ -91,3 +91,64 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return make_session_factory(engine)
+
+
+# ---- API keys ---------------------------------------------------------------------------------
+# Fixed keys, stored the way ``finrec keys create`` stores them (salted hash only), so a test can
+# keep a module-level headers constant and still go through the real verification.
+TEST_TOKENS = {
+    "admin": "frk_a00000000001_test-admin-secret",
+    "recommendations:read": "frk_b00000000002_test-read-secret",
+    "events:write": "frk_c00000000003_test-events-secret",
+}
+ADMIN_AUTH = {"Authorization": f"Bearer {TEST_TOKENS['admin']}"}
+READ_AUTH = {"Authorization": f"Bearer {TEST_TOKENS['recommendations:read']}"}
+EVENTS_AUTH = {"Authorization": f"Bearer {TEST_TOKENS['events:write']}"}
+
+
+def seed_test_keys(database_url: str) -> None:
+    """Store the fixed test keys (one per scope) unless they are there already."""
+    from app.db.models import ApiKey
+    from app.services.keys import hash_secret, split_token
+
+    eng = make_engine(database_url)
+    with make_session_factory(eng)() as session:
+        for scope, token in TEST_TOKENS.items():
+            parts = split_token(token)
+            assert parts is not None
+            key_id, secret = parts
+            if session.get(ApiKey, key_id) is None:
+                salt = "5a" * 16
+                session.add(
+                    ApiKey(
+                        id=key_id,
+                        name=f"test-{scope.replace(':', '-')}",
+                        scopes=scope,
+                        salt=salt,
+                        hash=hash_secret(salt, secret),
+                    )
+                )
+        session.commit()
+    eng.dispose()
+
+
+@pytest.fixture
+def test_keys(database_url: str) -> dict[str, dict[str, str]]:
+    """The fixed test keys stored in this test's database: ``Authorization`` headers by scope."""
+    seed_test_keys(database_url)
+    return {scope: {"Authorization": f"Bearer {token}"} for scope, token in TEST_TOKENS.items()}
+
+
+@pytest.fixture
+def admin_headers(test_keys: dict[str, dict[str, str]]) -> dict[str, str]:
+    return test_keys["admin"]
+
+
+@pytest.fixture
+def read_headers(test_keys: dict[str, dict[str, str]]) -> dict[str, str]:
+    return test_keys["recommendations:read"]
+
+
+@pytest.fixture
+def events_headers(test_keys: dict[str, dict[str, str]]) -> dict[str, str]:
+    return test_keys["events:write"]

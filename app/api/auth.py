@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.errors import ProblemError
 from app.db.base import utcnow
+from app.schemas.problems import problem_responses
 from app.services.keys import (
     SCOPE_ADMIN,
     SCOPE_EVENTS,
@@ -48,6 +49,7 @@ from app.services.keys import (
 from app.settings import Settings
 
 __all__ = [
+    "AUTH_RESPONSES",
     "SCOPES",
     "AdminScope",
     "Authenticator",
@@ -55,6 +57,7 @@ __all__ = [
     "Principal",
     "ReadScope",
     "guard_scopes",
+    "insufficient_scope",
     "require_scope",
 ]
 
@@ -71,6 +74,21 @@ bearer_scheme = HTTPBearer(
     bearerFormat="frk_<key id>_<secret>",
     description="An API key from `finrec keys create`, sent as `Authorization: Bearer KEY`.",
 )
+
+
+AUTH_RESPONSES = problem_responses(401, 403, 429, 503)
+"""OpenAPI entries for what the guard itself may answer; routers add them to every route."""
+
+
+def insufficient_scope(scope: str) -> ProblemError:
+    """The 403 for a key without ``scope``: one body per scope, whoever asks."""
+    return ProblemError(
+        403,
+        "insufficient-scope",
+        f"this operation needs an API key with the {scope} scope",
+        headers={"WWW-Authenticate": f'{_REALM}, error="insufficient_scope", scope="{scope}"'},
+        scope=scope,
+    )
 
 
 def _unauthorized() -> ProblemError:
@@ -190,13 +208,7 @@ async def check(request: Request, scope: str, token: str | None) -> Principal:
     principal = await auth.authenticate(token, app_state.session_factory)
     auth.meter(principal)
     if not principal.allows(scope):
-        raise ProblemError(
-            403,
-            "insufficient-scope",
-            f"this operation needs an API key with the {scope} scope",
-            headers={"WWW-Authenticate": f'{_REALM}, error="insufficient_scope", scope="{scope}"'},
-            scope=scope,
-        )
+        raise insufficient_scope(scope)
     request.scope.setdefault("state", {})["principal"] = principal
     return principal
 
@@ -219,9 +231,10 @@ def require_scope(scope: str) -> Any:
 
     async def guard(
         request: Request,
-        credentials: Annotated[
-            HTTPAuthorizationCredentials | None, Security(bearer_scheme, scopes=[scope])
-        ],
+        # A default, not ``Annotated``: annotations are strings here and cannot see ``scope``.
+        credentials: HTTPAuthorizationCredentials | None = Security(
+            bearer_scheme, scopes=[scope]
+        ),
     ) -> Principal:
         return await check(request, scope, credentials.credentials if credentials else None)
 

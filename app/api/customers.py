@@ -1,4 +1,4 @@
-"""Customer profiles: read and upsert (risk class, assessment date, consent)."""
+"""Customer profiles (risk class, assessment date, consent): read scope to read, admin to upsert."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
+from app.api.auth import AUTH_RESPONSES, require_scope
 from app.api.deps import ProfilesDep, SessionDep, SettingsDep
 from app.schemas.customers import CustomerPublic, CustomerUpdate
 from app.schemas.problems import problem_responses
 from app.services import customers
 
-router = APIRouter(prefix="/v1/customers", tags=["customers"])
+router = APIRouter(prefix="/v1/customers", tags=["customers"], responses=AUTH_RESPONSES)
 
 CustomerId = Annotated[str, Path(min_length=1, max_length=64, description="External customer id.")]
 
@@ -20,6 +21,7 @@ CustomerId = Annotated[str, Path(min_length=1, max_length=64, description="Exter
     "/{customer_id}",
     operation_id="customers-get",
     response_model=CustomerPublic,
+    dependencies=[require_scope("recommendations:read")],
     responses=problem_responses(404),
 )
 def read_customer(
@@ -35,6 +37,7 @@ def read_customer(
     "/{customer_id}",
     operation_id="customers-upsert",
     response_model=CustomerPublic,
+    dependencies=[require_scope("admin")],
     responses={201: {"model": CustomerPublic, "description": "Created"}, **problem_responses()},
 )
 def upsert_customer(

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.api.auth import AUTH_RESPONSES, require_scope
 from app.api.deps import ProfilesDep, SessionDep, SettingsDep
 from app.schemas.events import EventsCreate, EventsPublic
 from app.schemas.problems import problem_responses
 from app.services import events
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(
+    prefix="/v1/events",
+    tags=["events"],
+    dependencies=[require_scope("events:write")],
+    responses=AUTH_RESPONSES,
+)
 
 
 @router.post(

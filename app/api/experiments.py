@@ -1,4 +1,4 @@
-"""Experiments: admin definitions and state changes; assignments and results for readers."""
+"""Experiments: admin definitions and state changes; assignments for readers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from app.api.admin import AdminDep
+from app.api.auth import AUTH_RESPONSES, require_scope
 from app.api.deps import SessionDep, SettingsDep
 from app.schemas.experiments import (
     KEY_PATTERN,
@@ -24,7 +24,9 @@ from app.services.experiments import admin
 from app.services.experiments.assignment import ExperimentBook
 from app.services.experiments.results import experiment_results, results_chart
 
-router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
+router = APIRouter(prefix="/v1/experiments", tags=["experiments"], responses=AUTH_RESPONSES)
+
+ADMIN = [require_scope("admin")]
 
 Key = Annotated[str, Path(pattern=KEY_PATTERN, description="Experiment key.")]
 Actor = Annotated[
@@ -45,7 +47,7 @@ def _refresh_local(request: Request) -> None:
     operation_id="experiments-create",
     status_code=201,
     response_model=ExperimentPublic,
-    dependencies=[AdminDep],
+    dependencies=ADMIN,
     responses=problem_responses(403, 409),
 )
 def create_experiment(
@@ -59,7 +61,7 @@ def create_experiment(
     "",
     operation_id="experiments-list",
     response_model=ExperimentsPublic,
-    dependencies=[AdminDep],
+    dependencies=ADMIN,
     responses=problem_responses(403),
 )
 def list_experiments(
@@ -73,7 +75,7 @@ def list_experiments(
     "/{key}",
     operation_id="experiments-get",
     response_model=ExperimentPublic,
-    dependencies=[AdminDep],
+    dependencies=ADMIN,
     responses=problem_responses(403, 404),
 )
 def read_experiment(key: Key, session: SessionDep) -> ExperimentPublic:
@@ -85,7 +87,7 @@ def read_experiment(key: Key, session: SessionDep) -> ExperimentPublic:
     "/{key}",
     operation_id="experiments-update",
     response_model=ExperimentPublic,
-    dependencies=[AdminDep],
+    dependencies=ADMIN,
     responses=problem_responses(403, 404, 409),
 )
 def update_experiment(
@@ -112,7 +114,7 @@ def _state_route(action: str, summary: str) -> None:
         methods=["POST"],
         operation_id=f"experiments-{action}",
         response_model=ExperimentPublic,
-        dependencies=[AdminDep],
+        dependencies=ADMIN,
         responses=problem_responses(403, 404, 409),
         name=f"{action}_experiment",
     )
@@ -127,7 +129,7 @@ _state_route("stop", "Stop an experiment for good.")
     "/{key}/changes",
     operation_id="experiments-changes",
     response_model=ExperimentChangesPublic,
-    dependencies=[AdminDep],
+    dependencies=ADMIN,
     responses=problem_responses(403, 404),
 )
 def list_changes(key: Key, session: SessionDep) -> ExperimentChangesPublic:
@@ -139,6 +141,7 @@ def list_changes(key: Key, session: SessionDep) -> ExperimentChangesPublic:
     "/{key}/assignment/{customer_id}",
     operation_id="experiments-assignment",
     response_model=AssignmentPublic,
+    dependencies=[require_scope("recommendations:read")],
     responses=problem_responses(404),
 )
 def read_assignment(
@@ -154,6 +157,7 @@ def read_assignment(
     "/{key}/results",
     operation_id="experiments-results",
     response_model=ResultsPublic,
+    dependencies=ADMIN,
     responses=problem_responses(404),
 )
 def read_results(key: Key, session: SessionDep, settings: SettingsDep) -> ResultsPublic:
@@ -165,6 +169,7 @@ def read_results(key: Key, session: SessionDep, settings: SettingsDep) -> Result
     "/{key}/results/chart",
     operation_id="experiments-results-chart",
     response_class=Response,
+    dependencies=ADMIN,
     responses={
         200: {"content": {"image/png": {}}, "description": "PNG chart"},
         **problem_responses(404),

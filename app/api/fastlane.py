@@ -9,6 +9,9 @@ has nothing to do. Everything else (other routes, other methods, any other query
 would refuse) goes to FastAPI untouched, so the route stays declared there with its OpenAPI
 description and remains the one full path.
 
+The route's API-key guard (:func:`app.api.auth.require_scope`) runs here as well, the same
+check with the same answers; a route with any other dependency is never taken by the lane.
+
 Errors raised on the lane are answered by FastAPI's own exception middleware built over the
 app's own handlers, so problem responses are the same bytes either way. The lane is added as the
 innermost user middleware: the observability middleware (metrics, request id, access line) and
@@ -29,6 +32,7 @@ from starlette.routing import NoMatchFound
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api import recommendations
+from app.api.auth import check, guard_scopes, token_of
 from app.api.recommendations import _plain_query
 
 ROUTE_PATH = "/v1/customers/{customer_id}/recommendations"
@@ -66,6 +70,7 @@ class FastLane:
         self._route: APIRoute | None = None
         self._endpoint: Endpoint | None = None
         self._errors: ASGIApp | None = None
+        self._scopes: list[str] = []  # what the route's own guards require, checked here too
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -88,8 +93,11 @@ class FastLane:
         scope["endpoint"] = endpoint
         scope["path_params"] = {"customer_id": customer_id}
         self.answered += 1
+        request = Request(scope, receive)
         try:
-            response = await endpoint(request=Request(scope, receive), customer_id=customer_id)
+            for required in self._scopes:  # the route's dependencies are API-key guards only
+                await check(request, required, token_of(scope["headers"]))
+            response = await endpoint(request=request, customer_id=customer_id)
         except Exception as exc:
             # Answered by FastAPI's own exception middleware over the app's own handlers (what
             # it does not handle propagates to the outermost error middleware, as it would).
@@ -111,6 +119,10 @@ class FastLane:
         route = next((r for r in recommendations.router.routes if isinstance(r, APIRoute)), None)
         if route is None or served != _PREFIX + "x" + _SUFFIX or route.path != ROUTE_PATH:
             return
+        scopes = guard_scopes(route)
+        if scopes is None:  # a dependency the lane cannot run: leave the route to FastAPI
+            return
+        self._scopes = scopes
         handlers: dict[Any, Any] = {
             key: handler
             for key, handler in app.exception_handlers.items()

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query
 
-from app.api.admin import AdminDep
+from app.api.auth import AUTH_RESPONSES, require_scope
 from app.api.deps import ModelStoreDep, SessionDep
 from app.schemas.models import (
     ModelActivate,
@@ -19,7 +19,7 @@ from app.schemas.models import (
 from app.schemas.problems import problem_responses
 from app.services import activation
 
-router = APIRouter(tags=["models"], dependencies=[AdminDep])
+router = APIRouter(tags=["models"], dependencies=[require_scope("admin")], responses=AUTH_RESPONSES)
 
 Version = Annotated[str, Path(min_length=1, max_length=96, description="Model version id.")]
 Strategy = Annotated[str, Path(min_length=1, max_length=32, description="Strategy name.")]

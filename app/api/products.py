@@ -1,4 +1,4 @@
-"""The product catalogue: browse for everyone; upsert and lifecycle changes for admins."""
+"""The product catalogue: browse with the read scope; upsert and lifecycle changes for admins."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from app.api.admin import AdminDep
+from app.api.auth import AUTH_RESPONSES, require_scope
 from app.api.deps import CatalogDep, SessionDep
 from app.schemas.problems import problem_responses
 from app.schemas.products import (
@@ -19,13 +19,20 @@ from app.schemas.products import (
 )
 from app.services import products
 
-router = APIRouter(prefix="/v1/products", tags=["products"])
+router = APIRouter(prefix="/v1/products", tags=["products"], responses=AUTH_RESPONSES)
+
+READ = [require_scope("recommendations:read")]
+ADMIN = [require_scope("admin")]
 
 ProductId = Annotated[str, Path(min_length=1, max_length=64, description="External product id.")]
 
 
 @router.get(
-    "", operation_id="products-list", response_model=ProductsPublic, responses=problem_responses()
+    "",
+    operation_id="products-list",
+    response_model=ProductsPublic,
+    dependencies=READ,
+    responses=problem_responses(),
 )
 def list_products(
     session: SessionDep,
@@ -45,6 +52,7 @@ def list_products(
     "/{product_id}",
     operation_id="products-get",
     response_model=ProductPublic,
+    dependencies=READ,
     responses=problem_responses(404),
 )
 def read_product(product_id: ProductId, session: SessionDep) -> ProductPublic:
@@ -56,7 +64,7 @@ def read_product(product_id: ProductId, session: SessionDep) -> ProductPublic:
     "/{product_id}",
     operation_id="products-upsert",
     response_model=ProductPublic,
-    dependencies=[AdminDep],
+    dependencies=ADMIN,
     responses={
         201: {"model": ProductPublic, "description": "Created"},
         **problem_responses(403, 409),
@@ -82,7 +90,7 @@ def upsert_product(
     "/{product_id}/status",
     operation_id="products-set-status",
     response_model=ProductPublic,
-    dependencies=[AdminDep],
+    dependencies=ADMIN,
     responses=problem_responses(403, 404, 409),
 )
 def set_product_status(

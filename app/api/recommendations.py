@@ -14,22 +14,25 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from app.api.admin import ADMIN_HEADER
-from app.api.errors import ProblemError
+from app.api.auth import AUTH_RESPONSES, insufficient_scope, require_scope
 from app.observability import note_recommendation
 from app.schemas.problems import problem_responses
 from app.schemas.recommendations import RecommendationQuery, RecommendationsPublic
+from app.services.keys import SCOPE_ADMIN, Principal
 from app.services.recommend.flow import recommend_for_customer
 from app.services.recommend.service import Item, Recommendation, RecommendRequest
 
-router = APIRouter(tags=["recommendations"])
+router = APIRouter(
+    tags=["recommendations"],
+    dependencies=[require_scope("recommendations:read")],
+    responses=AUTH_RESPONSES,
+)
 
 RECOMMENDATION_HEADER = "X-Recommendation-Id"
-_ADMIN_HEADER_KEY = ADMIN_HEADER.lower()
 
 
 def query_parameters(model: type[RecommendationQuery]) -> list[dict[str, Any]]:
-    """OpenAPI ``parameters`` entries for a query model (plus the admin header)."""
+    """OpenAPI ``parameters`` entries for a query model."""
     schema = model.model_json_schema()
     params: list[dict[str, Any]] = [
         {
@@ -41,15 +44,6 @@ def query_parameters(model: type[RecommendationQuery]) -> list[dict[str, Any]]:
         }
         for name, prop in schema["properties"].items()
     ]
-    params.append(
-        {
-            "name": ADMIN_HEADER,
-            "in": "header",
-            "required": False,
-            "description": "`1` marks an admin request (development and test deployments only).",
-            "schema": {"type": "string"},
-        }
-    )
     return params
 
 
@@ -158,12 +152,12 @@ async def get_recommendations(
     """Recommend suitable products for one customer, with reasons."""
     state = request.app.state
     query = parse_query(request)
-    if query.strategy is not None and not (
-        state.settings.admin_header_allowed and request.headers.get(_ADMIN_HEADER_KEY) == "1"
-    ):
-        raise ProblemError(
-            403, "admin-required", f"the strategy override is for administrators ({ADMIN_HEADER})"
-        )
+    if query.strategy is not None:
+        # The override is an admin option on a read route: the guard has admitted the key
+        # already, so only the extra scope is checked here (same 403 as the guard's).
+        principal: Principal | None = request.scope.get("state", {}).get("principal")
+        if principal is None or not principal.allows(SCOPE_ADMIN):
+            raise insufficient_scope(SCOPE_ADMIN)
     params = RecommendRequest(
         k=query.k if query.k is not None else state.settings.default_k,
         channel=query.channel,

@@ -7,13 +7,18 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 
+from app.api.auth import AUTH_RESPONSES, require_scope
 from app.api.recommendations import render_items
 from app.schemas.problems import problem_responses
 from app.schemas.recommendations import SimilarProductsPublic
 from app.services.recommend.flow import profile_for
 from app.services.recommend.similar import similar_products
 
-router = APIRouter(tags=["recommendations"])
+router = APIRouter(
+    tags=["recommendations"],
+    dependencies=[require_scope("recommendations:read")],
+    responses=AUTH_RESPONSES,
+)
 
 
 @router.get(

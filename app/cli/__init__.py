@@ -10,6 +10,7 @@ from app.cli import evaluate as evaluate_cli
 from app.cli import experiments as experiments_cli
 from app.cli import generate as generate_cli
 from app.cli import importing as importing_cli
+from app.cli import keys as keys_cli
 from app.cli import models as models_cli
 from app.cli import precompute as precompute_cli
 from app.cli import train as train_cli
@@ -32,6 +33,7 @@ experiments_cli.register(cli)
 generate_cli.register(cli)
 precompute_cli.register(cli)
 campaigns_cli.register(cli)
+keys_cli.register(cli)
 
 
 def main() -> None:

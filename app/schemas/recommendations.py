@@ -82,5 +82,5 @@ class RecommendationQuery(BaseModel):
     strategy: str | None = Field(
         default=None,
         max_length=32,
-        description="Admin only (`X-Finrec-Admin: 1`, never in production): serve this strategy.",
+        description="Needs the `admin` scope: serve this strategy instead of the default.",
     )

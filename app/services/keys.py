@@ -82,7 +82,8 @@ class KeyInfo:
         )
 
 
-def _digest(salt: str, secret: str) -> str:
+def hash_secret(salt: str, secret: str) -> str:
+    """HMAC-SHA256 of ``secret`` keyed by the hex ``salt``, as stored in ``api_keys.hash``."""
     return hmac.new(bytes.fromhex(salt), secret.encode(), hashlib.sha256).hexdigest()
 
 
@@ -123,7 +124,7 @@ def create_key(session: Session, name: str, scopes: Iterable[str]) -> tuple[KeyI
         name=name,
         scopes=" ".join(canonical),
         salt=salt,
-        hash=_digest(salt, secret),
+        hash=hash_secret(salt, secret),
         created_at=utcnow(),
     )
     session.add(row)
@@ -168,9 +169,9 @@ def verify_token(session: Session, token: str) -> Principal | None:
     row = session.get(ApiKey, key_id)
     if row is None:
         # Same work as a known key, so timing does not tell whether the id exists.
-        hmac.compare_digest(_digest("00" * 16, secret), "0" * 64)
+        hmac.compare_digest(hash_secret("00" * 16, secret), "0" * 64)
         return None
-    valid = hmac.compare_digest(_digest(row.salt, secret), row.hash)
+    valid = hmac.compare_digest(hash_secret(row.salt, secret), row.hash)
     if not valid or row.revoked_at is not None:
         return None
     return Principal(row.id, row.name, frozenset(row.scopes.split()))

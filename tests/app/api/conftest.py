@@ -10,8 +10,9 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
+from tests.conftest import ADMIN_AUTH, READ_AUTH
 
-ADMIN = {"X-Finrec-Admin": "1"}
+ADMIN = ADMIN_AUTH  # admin scope (implies every other)
 
 
 @pytest.fixture
@@ -25,6 +26,10 @@ def api_settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def client(api_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(api_settings), raise_server_exceptions=False) as test_client:
+def client(api_settings: Settings, test_keys: dict[str, dict[str, str]]) -> Iterator[TestClient]:
+    """The app with the fixed test keys stored; requests carry the read-scope key unless a
+    test sends another (``headers=ADMIN``, ``EVENTS_AUTH``)."""
+    with TestClient(
+        create_app(api_settings), raise_server_exceptions=False, headers=READ_AUTH
+    ) as test_client:
         yield test_client

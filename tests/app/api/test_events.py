@@ -11,13 +11,14 @@ from fastapi.testclient import TestClient
 from app.jobs.importer.rules import content_event_ids
 from app.schemas.events import MAX_EVENTS_PER_BATCH
 from tests.app.api.conftest import ADMIN
+from tests.conftest import EVENTS_AUTH
 
 WHEN = "2026-03-01T10:00:00+00:00"
 
 
 @pytest.fixture
 def bank(client: TestClient) -> TestClient:
-    client.put("/v1/customers/c-1", json={"segment": "mass"})
+    client.put("/v1/customers/c-1", json={"segment": "mass"}, headers=ADMIN)
     for pid in ("p-1", "p-2"):
         body = {"name": pid, "category": "fund", "risk_level": "R1"}
         client.put(f"/v1/products/{pid}", json=body, headers=ADMIN)
@@ -30,7 +31,7 @@ def event(**overrides: Any) -> dict[str, Any]:
 
 
 def post(client: TestClient, *events: dict[str, Any]) -> dict[str, Any]:
-    response = client.post("/v1/events", json={"events": list(events)})
+    response = client.post("/v1/events", json={"events": list(events)}, headers=EVENTS_AUTH)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -98,10 +99,14 @@ def test_holding_events_record_a_holding(bank: TestClient) -> None:
 
 
 def test_batch_size_is_bounded(bank: TestClient) -> None:
-    empty = bank.post("/v1/events", json={"events": []})
+    empty = bank.post("/v1/events", json={"events": []}, headers=EVENTS_AUTH)
     assert empty.status_code == 422
     assert "events" in empty.json()["detail"]
-    too_many = bank.post("/v1/events", json={"events": [event()] * (MAX_EVENTS_PER_BATCH + 1)})
+    too_many = bank.post(
+        "/v1/events",
+        json={"events": [event()] * (MAX_EVENTS_PER_BATCH + 1)},
+        headers=EVENTS_AUTH,
+    )
     assert too_many.status_code == 422
     assert "events" in too_many.json()["detail"]
 

@@ -116,7 +116,9 @@ def _bank(client: TestClient, n_customers: int) -> list[str]:
         assert client.put(f"/v1/products/{pid}", json=body, headers=ADMIN).status_code in (200, 201)
     ids = [f"cust-{i:03d}" for i in range(n_customers)]
     for cid in ids:
-        assert client.put(f"/v1/customers/{cid}", json={"segment": "mass"}).status_code in (
+        assert client.put(
+            f"/v1/customers/{cid}", json={"segment": "mass"}, headers=ADMIN
+        ).status_code in (
             200,
             201,
         )
@@ -165,9 +167,9 @@ def test_customers_are_served_by_their_arm_and_results_match_the_logs(
     client.app.state.exposures.flush()  # type: ignore[attr-defined]
 
     events = _events(served)
-    first = client.post("/v1/events", json={"events": events}).json()
+    first = client.post("/v1/events", json={"events": events}, headers=ADMIN).json()
     assert first["accepted"] == len(events)
-    replay = client.post("/v1/events", json={"events": events}).json()
+    replay = client.post("/v1/events", json={"events": events}, headers=ADMIN).json()
     assert replay["duplicate"] == len(events)  # replayed events are stored once
 
     results = client.get("/v1/experiments/home-ab/results").json()

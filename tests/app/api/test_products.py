@@ -87,7 +87,7 @@ def test_writes_need_admin(client: TestClient) -> None:
     client.put("/v1/products/p", json=product(), headers=ADMIN)
     response = client.patch("/v1/products/p/status", json={"status": "suspended"})
     assert response.status_code == 403
-    assert response.json()["type"].endswith("/admin-required")
+    assert response.json()["type"].endswith("/insufficient-scope")
     assert client.get("/v1/products/p").json()["status"] == "active"
 
 
@@ -103,7 +103,9 @@ def test_unknown_product_and_bad_values(client: TestClient) -> None:
 
 def test_suspended_product_leaves_recommendations_on_the_next_request(client: TestClient) -> None:
     client.put(
-        "/v1/customers/c-1", json={"risk_class": "C5", "risk_assessed_at": "2026-01-01T00:00:00Z"}
+        "/v1/customers/c-1",
+        json={"risk_class": "C5", "risk_assessed_at": "2026-01-01T00:00:00Z"},
+        headers=ADMIN,
     )
     for pid in ("p-1", "p-2", "p-3"):
         client.put(f"/v1/products/{pid}", json=product(name=pid), headers=ADMIN)
