@@ -76,7 +76,18 @@ bearer_scheme = HTTPBearer(
 )
 
 
-AUTH_RESPONSES = problem_responses(401, 403, 429, 503)
+def _auth_responses() -> dict[int | str, dict[str, Any]]:
+    responses = problem_responses(401, 403, 429, 503)
+    text = {"schema": {"type": "string"}}
+    responses[401]["headers"] = {"WWW-Authenticate": {**text, "description": "`Bearer`"}}
+    responses[401]["description"] = "No valid API key (missing, unknown, revoked or malformed)"
+    responses[403]["description"] = "The key lacks the scope this operation needs"
+    responses[429]["headers"] = {"Retry-After": {**text, "description": "Seconds to wait"}}
+    responses[429]["description"] = "This key is over its rate limit"
+    return responses
+
+
+AUTH_RESPONSES = _auth_responses()
 """OpenAPI entries for what the guard itself may answer; routers add them to every route."""
 
 

@@ -172,7 +172,7 @@ def test_customers_are_served_by_their_arm_and_results_match_the_logs(
     replay = client.post("/v1/events", json={"events": events}, headers=ADMIN).json()
     assert replay["duplicate"] == len(events)  # replayed events are stored once
 
-    results = client.get("/v1/experiments/home-ab/results").json()
+    results = client.get("/v1/experiments/home-ab/results", headers=ADMIN).json()
     expected = _recompute(api_settings.database_url)
     by_name = {v["variant"]: v for v in results["variants"]}
     for name, (n, customers, clicks, conversions) in expected.items():
@@ -191,10 +191,10 @@ def test_customers_are_served_by_their_arm_and_results_match_the_logs(
     chi2 = stats.chisquare([control[1], fusion[1]]).statistic
     assert math.isclose(results["srm"]["chi_square"], chi2)
 
-    chart = client.get("/v1/experiments/home-ab/results/chart")
+    chart = client.get("/v1/experiments/home-ab/results/chart", headers=ADMIN)
     assert chart.headers["content-type"] == "image/png"
     assert chart.content.startswith(b"\x89PNG")
-    missing = client.get("/v1/experiments/nope/results")
+    missing = client.get("/v1/experiments/nope/results", headers=ADMIN)
     assert missing.status_code == 404
     assert missing.json()["type"].endswith("/experiment-not-found")
 

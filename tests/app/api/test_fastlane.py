@@ -17,8 +17,10 @@ from app.api.fastlane import ROUTE_PATH, FastLane, customer_id_of
 from app.main import create_app
 from app.settings import Settings
 from tests.app.services.recommend import bank
+from tests.conftest import ADMIN_AUTH, EVENTS_AUTH, READ_AUTH
 
-ADMIN = {"X-Finrec-Admin": "1"}
+ADMIN = ADMIN_AUTH
+UNKNOWN = {"Authorization": "Bearer frk_0123456789ab_not-a-key"}
 PATH = "/v1/customers/{}/recommendations"
 # Values that differ per request by design: ids, the date.
 VARYING_HEADERS = {"x-recommendation-id", "x-request-id", "date"}
@@ -41,6 +43,11 @@ MATRIX: list[tuple[str, str, str, dict[str, str], bool]] = [
     ("GET", "C2", "strategy=popularity", {}, False),  # override without admin: 403
     ("GET", "C2", "strategy=popularity", ADMIN, False),
     ("GET", "C2", "strategy=nope", ADMIN, False),  # unknown strategy: 404 problem
+    ("GET", "C2", "k=3", UNKNOWN, True),  # unknown key: 401 from the lane's guard
+    ("GET", "C2", "k=3", {"Authorization": "Basic dXNlcg=="}, True),  # not a bearer key: 401
+    ("GET", "C2", "k=3", EVENTS_AUTH, True),  # key without the read scope: 403
+    ("GET", "C2", "k=3", ADMIN, True),  # admin holds every scope
+    ("GET", "C2", "k=0", UNKNOWN, False),  # the guard answers before validation on both paths
     ("GET", "C2", "k=3", {"content-length": "2000000"}, False),  # body size limit: 413
     ("HEAD", "C2", "k=3", {}, False),
     ("POST", "C2", "k=3", {}, False),
@@ -68,13 +75,16 @@ def settings(database_url: str, tmp_path: Path, fast_lane: bool) -> Settings:
 
 @pytest.fixture
 def clients(
-    database_url: str, session_factory: sessionmaker[Session], tmp_path: Path
+    database_url: str,
+    session_factory: sessionmaker[Session],
+    tmp_path: Path,
+    test_keys: dict[str, dict[str, str]],
 ) -> Iterator[tuple[TestClient, TestClient]]:
     bank.seed(session_factory)
     bank.publish(session_factory, bank.fit_popularity(), tmp_path / "pop")
     with (
-        TestClient(create_app(settings(database_url, tmp_path, True))) as lane,
-        TestClient(create_app(settings(database_url, tmp_path, False))) as full,
+        TestClient(create_app(settings(database_url, tmp_path, True)), headers=READ_AUTH) as lane,
+        TestClient(create_app(settings(database_url, tmp_path, False)), headers=READ_AUTH) as full,
     ):
         yield lane, full
 
@@ -114,7 +124,7 @@ def test_lane_and_route_answer_identically(clients: tuple[TestClient, TestClient
         expected_on_lane += int(on_lane)
         statuses.add((method, want[0]))
     # The matrix covers success and each kind of refusal.
-    assert {s for _, s in statuses} >= {200, 403, 404, 405, 413, 422}
+    assert {s for _, s in statuses} >= {200, 401, 403, 404, 405, 413, 422}
     assert lane_of(full.app) is None  # type: ignore[arg-type]
     # Requests the lane answered are counted under the route template, like the router's.
     for method, status in statuses:
@@ -151,6 +161,7 @@ def test_unexpected_errors_are_the_same_500(
     session_factory: sessionmaker[Session],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    test_keys: dict[str, dict[str, str]],
 ) -> None:
     bank.seed(session_factory)
 
@@ -161,7 +172,7 @@ def test_unexpected_errors_are_the_same_500(
     answers = []
     for fast_lane in (True, False):
         app = create_app(settings(database_url, tmp_path, fast_lane))
-        with TestClient(app, raise_server_exceptions=False) as client:
+        with TestClient(app, raise_server_exceptions=False, headers=READ_AUTH) as client:
             answers.append(comparable(client.get(PATH.format("C2") + "?k=3")))
             assert route_count(app, "GET", 500) == 1
     assert answers[0] == answers[1] and answers[0][0] == 500

@@ -14,6 +14,7 @@ from app.db.models import Customer, Exposure
 from app.main import create_app
 from app.settings import Settings
 from tests.app.services.recommend import bank
+from tests.conftest import ADMIN_AUTH, READ_AUTH
 
 RISK = {p[0]: int(p[3][1]) for p in bank.PRODUCTS}
 
@@ -27,11 +28,14 @@ def rec_settings(database_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def client(
-    rec_settings: Settings, session_factory: sessionmaker[Session], tmp_path: Path
+    rec_settings: Settings,
+    session_factory: sessionmaker[Session],
+    tmp_path: Path,
+    test_keys: dict[str, dict[str, str]],
 ) -> Iterator[TestClient]:
     bank.seed(session_factory)
     bank.publish(session_factory, bank.fit_popularity(), tmp_path / "pop")
-    with TestClient(create_app(rec_settings)) as test_client:
+    with TestClient(create_app(rec_settings), headers=READ_AUTH) as test_client:
         yield test_client
 
 
@@ -109,7 +113,7 @@ def test_unusual_queries_take_the_validated_path(client: TestClient, query: str)
 def test_strategy_override_is_admin_only(client: TestClient) -> None:
     url = "/v1/customers/C2/recommendations"
     assert client.get(url, params={"strategy": "popularity"}).status_code == 403
-    admin = {"X-Finrec-Admin": "1"}
+    admin = ADMIN_AUTH
     ok = client.get(url, params={"strategy": "popularity"}, headers=admin)
     assert ok.status_code == 200 and ok.json()["strategy"] == "popularity"
     missing = client.get(url, params={"strategy": "als"}, headers=admin)
@@ -163,10 +167,13 @@ def test_similar_products(client: TestClient) -> None:
 
 
 def test_health_and_exposures_flushed_on_shutdown(
-    rec_settings: Settings, session_factory: sessionmaker[Session], tmp_path: Path
+    rec_settings: Settings,
+    session_factory: sessionmaker[Session],
+    tmp_path: Path,
+    test_keys: dict[str, dict[str, str]],
 ) -> None:
     bank.seed(session_factory)
-    with TestClient(create_app(rec_settings)) as test_client:
+    with TestClient(create_app(rec_settings), headers=READ_AUTH) as test_client:
         assert test_client.get("/healthz").json() == {"status": "ok"}
         ready = test_client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["products"] == len(bank.PRODUCTS)
