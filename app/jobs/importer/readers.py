@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -142,6 +143,17 @@ def _iter_parquet(info: SourceInfo, chunk_rows: int) -> Iterator[Chunk]:
 def _iter_csv(
     info: SourceInfo, chunk_rows: int, malformed: Sequence[int] | None
 ) -> Iterator[Chunk]:
+    # A Python file object rather than the path: given a path (a random-access file), pyarrow's
+    # streaming reader reads and parses ahead of the consumer without bound, so when writing is
+    # slower than parsing the whole file ends up in memory. Through a file object it reads
+    # block by block as batches are taken.
+    with info.path.open("rb") as handle:
+        yield from _iter_csv_stream(handle, info, chunk_rows, malformed)
+
+
+def _iter_csv_stream(
+    handle: BinaryIO, info: SourceInfo, chunk_rows: int, malformed: Sequence[int] | None
+) -> Iterator[Chunk]:
     skipped: list[int] = []
 
     def on_invalid_row(_row: object) -> str:
@@ -149,9 +161,11 @@ def _iter_csv(
         return "skip"
 
     reader = pa_csv.open_csv(
-        info.path,
+        handle,
         read_options=pa_csv.ReadOptions(
-            block_size=_CSV_BLOCK_SIZE, column_names=list(info.columns), skip_rows=1
+            block_size=_CSV_BLOCK_SIZE,
+            column_names=list(info.columns),
+            skip_rows=1,
         ),
         parse_options=pa_csv.ParseOptions(
             newlines_in_values=True, invalid_row_handler=on_invalid_row

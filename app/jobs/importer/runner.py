@@ -20,9 +20,11 @@ from app.jobs.importer.report import ImportResult, RejectSink
 from app.jobs.importer.rules import RuleContext, check
 from app.settings import Settings
 
-# SQLite page cache for the import connection: big enough that index inserts stay in memory,
-# fixed so that memory does not grow with the file.
-_SQLITE_IMPORT_CACHE_KIB = 256 * 1024
+# SQLite page cache for the import connection, fixed so that memory does not grow with the file.
+# Larger caches did not make imports faster (rows arrive in event_id order, so the unique index
+# grows at its right edge), only the resident memory bigger: 256 MiB cost about 150 MiB more
+# peak and no less time than 64 MiB on a 3M-row file.
+_SQLITE_IMPORT_CACHE_KIB = 64 * 1024
 
 
 @dataclass

@@ -7,10 +7,9 @@ commits or rolls back.
 from __future__ import annotations
 
 import io
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 import numpy as np
@@ -34,6 +33,7 @@ from sqlalchemy.schema import AddConstraint, DropConstraint
 
 from app.db.base import UTCDateTime
 from app.db.models import Customer, Holding, ImportRun, Interaction, Product
+from app.jobs.importer.holdings import HoldingPairs
 from app.jobs.importer.report import ImportResult
 from app.jobs.importer.rules import KeyMap
 
@@ -55,7 +55,6 @@ _INTERACTION_COLUMNS = (
     "recommendation_id",
 )
 _LOOKUP_BATCH = 5_000
-_HOLDINGS_BATCH = 50_000
 
 
 def _insert(conn: Connection, table: Table) -> Any:
@@ -372,68 +371,6 @@ def interaction_writer(
     if conn.dialect.name == "postgresql":
         return PostgresInteractionWriter(conn, watermark)
     return SQLiteInteractionWriter(conn, watermark, holding_event_types)
-
-
-class HoldingPairs:
-    """The earliest holding event per (customer, product) among the rows this import inserted.
-
-    Kept per chunk as the rows are written, so deriving holdings never scans the interactions
-    table; memory grows with the distinct pairs held, not with the file.
-    """
-
-    def __init__(self, holding_event_types: Sequence[str]) -> None:
-        self.types = list(holding_event_types)
-        self.pairs = pd.Series(
-            [], index=pd.MultiIndex.from_arrays([[], []]), dtype="datetime64[us, UTC]"
-        )
-
-    def add(self, frame: pd.DataFrame) -> None:
-        if not self.types or frame.empty:
-            return
-        held = frame[frame["event_type"].isin(self.types)]
-        if held.empty:
-            return
-        when = held["occurred_at"].astype("datetime64[us, UTC]")
-        earliest = when.groupby([held["customer_pk"], held["product_pk"]], sort=False).min()
-        merged = pd.concat([self.pairs, earliest]) if len(self.pairs) else earliest
-        self.pairs = merged.groupby(level=[0, 1], sort=False).min()
-
-    def upsert_sqlite(self, conn: Connection, now: datetime) -> int:
-        """Insert new holdings and move ``since`` earlier on existing ones; returns rows changed.
-
-        (PostgreSQL derives holdings with one INSERT … SELECT instead: see derive_holdings.)
-        """
-        if self.pairs.empty:
-            return 0
-        # Key order keeps the holdings b-tree inserts sequential; slices keep the Python
-        # objects for the driver few at a time.
-        pairs = self.pairs.sort_index()
-        stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        written = 0
-        try:
-            for start in range(0, len(pairs), _HOLDINGS_BATCH):
-                part = pairs.iloc[start : start + _HOLDINGS_BATCH]
-                # The stored text format of UTCDateTime on SQLite (naive UTC, microseconds),
-                # which also orders correctly as text for the comparison below.
-                since = pa.array(part.dt.tz_localize(None), type=pa.timestamp("us"))
-                cursor.executemany(
-                    "INSERT INTO holdings (customer_pk, product_pk, source, since, updated_at) "
-                    "VALUES (?, ?, 'event', ?, ?) ON CONFLICT (customer_pk, product_pk) "
-                    "DO UPDATE SET since = excluded.since, updated_at = excluded.updated_at "
-                    "WHERE excluded.since < holdings.since",
-                    zip(
-                        part.index.get_level_values(0).astype("int64").tolist(),
-                        part.index.get_level_values(1).astype("int64").tolist(),
-                        pc.cast(since, pa.string()).to_pylist(),
-                        itertools.repeat(stamp),
-                        strict=False,
-                    ),
-                )
-                written += max(int(cursor.rowcount), 0)
-            return written
-        finally:
-            cursor.close()
 
 
 def derive_holdings(
