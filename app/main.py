@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api import (
+    campaigns,
     customers,
     events,
     experiments,
@@ -161,6 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(models.router)
     app.include_router(experiments.router)
+    app.include_router(campaigns.router)
     app.include_router(
         metrics_router([] if settings.metrics_public else [require_scope("admin")])
     )
