@@ -209,7 +209,10 @@ def test_http_api_answers_from_the_published_batch(
         c for c, _, _, _, codes in rows if "collaborative" in str(codes) and not c.endswith("19")
     )
     expected = [p for c, _, p, _, _ in rows if c == cid]
-    with TestClient(create_app(settings)) as client:
+    from tests.conftest import READ_AUTH, seed_test_keys
+
+    seed_test_keys(settings.database_url)
+    with TestClient(create_app(settings), headers=READ_AUTH) as client:
         body = client.get(f"/v1/customers/{cid}/recommendations", params={"k": K}).json()
     assert body["served_from"] == "precomputed" and body["model_version"] == bank
     assert [item["product_id"] for item in body["items"]] == expected

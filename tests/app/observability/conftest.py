@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.main import create_app
 from app.settings import Settings
 from tests.app.services.recommend import bank
+from tests.conftest import ADMIN_AUTH
 
 
 @pytest.fixture
@@ -32,6 +33,10 @@ def served_bank(session_factory: sessionmaker[Session], tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def obs_client(obs_settings: Settings, served_bank: str) -> Iterator[TestClient]:
-    with TestClient(create_app(obs_settings), raise_server_exceptions=False) as client:
+def obs_client(
+    obs_settings: Settings, served_bank: str, test_keys: dict[str, dict[str, str]]
+) -> Iterator[TestClient]:
+    """Requests carry the admin key: it reads recommendations and /metrics alike."""
+    app = create_app(obs_settings)
+    with TestClient(app, raise_server_exceptions=False, headers=ADMIN_AUTH) as client:
         yield client

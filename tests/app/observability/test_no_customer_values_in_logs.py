@@ -31,6 +31,7 @@ from app.services.recommend.flow import exposure_row
 from app.settings import Settings
 from tests.app.observability.server import running
 from tests.app.services.recommend import bank
+from tests.conftest import ADMIN_AUTH, seed_test_keys
 
 MARK = "zqx"  # every planted value contains it; nothing else in the logs does
 CUSTOMER = "ZQX-CUST-7731"
@@ -65,7 +66,7 @@ def settings_for(database_url: str, tmp_path: Path, *, log_json: bool) -> Settin
 
 def exercise(base: str, app_state: object, engine: Engine) -> str:
     """Every customer-facing path with planted values; returns a served recommendation id."""
-    with httpx.Client(base_url=base, timeout=30) as http:
+    with httpx.Client(base_url=base, timeout=30, headers=ADMIN_AUTH) as http:
         served = http.get(f"/v1/customers/{CUSTOMER}/recommendations", params={"k": 3})
         assert served.status_code == 200, served.text
         assert http.get(f"/v1/customers/{GHOST}/recommendations").status_code == 404
@@ -132,7 +133,11 @@ def failing_flush(session_factory: sessionmaker[Session], engine: Engine) -> Non
 
 @pytest.fixture
 def planted(
-    database_url: str, session_factory: sessionmaker[Session], engine: Engine, tmp_path: Path
+    database_url: str,
+    session_factory: sessionmaker[Session],
+    engine: Engine,
+    tmp_path: Path,
+    test_keys: dict[str, dict[str, str]],
 ) -> Iterator[None]:
     bank.seed(session_factory)
     bank.publish(session_factory, bank.fit_popularity(), tmp_path / "pop")
@@ -153,6 +158,7 @@ def run_scenario(
         ImportOptions(skip_invalid=True),
     )
     assert (result.rows_written, result.rows_rejected) == (1, 1)
+    seed_test_keys(database_url)
     apps = []
 
     def factory() -> object:
