@@ -102,4 +102,6 @@ def test_the_access_line_names_the_route_and_the_recommendation(
     assert access["status"] == 200 and isinstance(access["duration_ms"], float)
     assert access["recommendation_id"] == response.json()["recommendation_id"]
     assert access["request_id"] == response.headers["x-request-id"]
+    assert access["key_id"] == "a00000000001"  # the admin test key's id, never its secret
+    assert "secret" not in stream.getvalue()
     assert "C2" not in stream.getvalue()

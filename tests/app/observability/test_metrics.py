@@ -7,7 +7,10 @@ from types import SimpleNamespace
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.main import create_app
 from app.observability.metrics import UNMATCHED_ROUTE, Metrics
+from app.settings import Settings
+from tests.conftest import ADMIN_AUTH, EVENTS_AUTH, READ_AUTH
 
 RECS_ROUTE = "/v1/customers/{customer_id}/recommendations"
 
@@ -88,3 +91,17 @@ def test_every_response_carries_a_request_id(obs_client: TestClient) -> None:
     first = obs_client.get("/healthz").headers["x-request-id"]
     second = obs_client.get("/healthz").headers["x-request-id"]
     assert len(first) == 16 and first != second
+
+
+def test_metrics_need_the_admin_scope(obs_client: TestClient) -> None:
+    assert obs_client.get("/metrics", headers={"Authorization": ""}).status_code == 401
+    assert obs_client.get("/metrics", headers=READ_AUTH).status_code == 403
+    assert obs_client.get("/metrics", headers=EVENTS_AUTH).status_code == 403
+    assert obs_client.get("/metrics", headers=ADMIN_AUTH).status_code == 200
+
+
+def test_metrics_public_opens_metrics_only(obs_settings: Settings, served_bank: str) -> None:
+    settings = obs_settings.model_copy(update={"metrics_public": True})
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/metrics").status_code == 200
+        assert client.get("/v1/customers/C2/recommendations").status_code == 401
