@@ -80,12 +80,12 @@ def lua_headers(headers: dict[str, str]) -> str:
     return "{" + ", ".join(f'["{k}"] = "{v}"' for k, v in headers.items()) + "}"
 
 
-def create_key(url: str) -> str | None:
-    """A real API key with the scope the mobile backend has, made with ``finrec keys create``
-    (which prints only the key); ``None`` where the CLI has no keys command."""
+def create_key(url: str, scope: str) -> str | None:
+    """A real API key (the mobile backend's scope is ``recommendations:read``), made with
+    ``finrec keys create`` (which prints only the key); ``None`` where there are no keys."""
     finrec = Path(sys.executable).with_name("finrec")
     out = subprocess.run(
-        [str(finrec), "keys", "create", "--name", "serve-bench", "--scope", "recommendations:read"],
+        [str(finrec), "keys", "create", "--name", f"serve-bench-{scope}", "--scope", scope],
         cwd=ROOT,
         env={**os.environ, "FINREC_DATABASE_URL": url},
         capture_output=True,
@@ -366,14 +366,17 @@ VARIANTS = {
 }
 
 
-def served_lists(port: int, headers: dict[str, str]) -> float:
-    """Recommendation lists a server has answered, from its own /metrics."""
+def server_counts(port: int, headers: dict[str, str]) -> dict[str, float]:
+    """Lists a server has answered and its exposure log counters, from its own /metrics."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=headers).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("finrec_recommendations_total{")
-    )
+    counts = {"lists": 0.0}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.startswith("finrec_recommendations_total{"):
+            counts["lists"] += float(value)
+        elif name.startswith("finrec_exposure_"):
+            counts[name.removeprefix("finrec_exposure_")] = float(value)
+    return counts
 
 
 def main() -> None:
@@ -403,8 +406,10 @@ def main() -> None:
     t0 = time.perf_counter()
     url, version = build_bank(workdir, args.customers, args.products, args.seed)
     print(f"bank and model ready in {time.perf_counter() - t0:.1f}s: {version}")
-    key = create_key(url)
+    key = create_key(url, "recommendations:read")
     auth = {"Authorization": f"Bearer {key}"} if key else {}
+    admin_key = create_key(url, "admin")  # for /metrics only
+    admin = {"Authorization": f"Bearer {admin_key}"} if admin_key else {}
     rng = np.random.default_rng(args.seed)
     pool = rng.choice(args.customers, size=min(args.pool, args.customers), replace=False)
     ids = workdir / "ids.txt"
@@ -427,7 +432,7 @@ def main() -> None:
     ports = {"bare": args.port_base, "bare_dict": args.port_base + 1}
     ports.update({name: args.port_base + 2 + i for i, name in enumerate(variants)})
     servers: dict[str, subprocess.Popen[bytes]] = {}
-    served: dict[str, float] = {}
+    counts: dict[str, dict[str, float]] = {}
     try:
         for name in variants:
             servers[name] = start("app.main:create_app", ports[name], {**env, **VARIANTS[name]})
@@ -467,7 +472,7 @@ def main() -> None:
                 result["load_avg_1m"] = os.getloadavg()[0]
                 runs[name].append(result)
                 print(f"run {rep + 1} {name}: {result}")
-        served = {name: served_lists(ports[name], auth) for name in variants}
+        counts = {name: server_counts(ports[name], admin) for name in variants}
     finally:
         # SIGTERM: a graceful shutdown, which must write every exposure row still queued.
         for proc in servers.values():
@@ -483,7 +488,7 @@ def main() -> None:
     engine.dispose()
     median = {name: statistics.median(r["rps"] for r in results) for name, results in runs.items()}
     bare_rps, finrec_rps = median["bare"], median["finrec"]
-    lists_served = int(sum(served.values()))
+    lists_served = int(sum(c["lists"] for c in counts.values()))
     summary = {
         "protocol": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "machine": {
@@ -507,6 +512,7 @@ def main() -> None:
         # Lists served (each server's own counter, warm-up included) against rows in the log
         # after every server was stopped with SIGTERM: equal when nothing was lost.
         "lists_served": lists_served,
+        "server_counts_before_stop": counts,
         "auth": bool(key),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -21,6 +21,7 @@ from tests.conftest import ADMIN_AUTH, EVENTS_AUTH, READ_AUTH
 
 ADMIN = ADMIN_AUTH
 UNKNOWN = {"Authorization": "Bearer frk_0123456789ab_not-a-key"}
+NO_KEY: dict[str, str] = {}  # marker (compared by identity): sent without the client's key
 PATH = "/v1/customers/{}/recommendations"
 # Values that differ per request by design: ids, the date.
 VARYING_HEADERS = {"x-recommendation-id", "x-request-id", "date"}
@@ -43,6 +44,9 @@ MATRIX: list[tuple[str, str, str, dict[str, str], bool]] = [
     ("GET", "C2", "strategy=popularity", {}, False),  # override without admin: 403
     ("GET", "C2", "strategy=popularity", ADMIN, False),
     ("GET", "C2", "strategy=nope", ADMIN, False),  # unknown strategy: 404 problem
+    ("GET", "C2", "k=3", NO_KEY, True),  # no key at all: 401
+    ("GET", "nobody", "", NO_KEY, True),  # the guard answers before the customer is looked up
+    ("GET", "C2", "strategy=popularity", NO_KEY, False),
     ("GET", "C2", "k=3", UNKNOWN, True),  # unknown key: 401 from the lane's guard
     ("GET", "C2", "k=3", {"Authorization": "Basic dXNlcg=="}, True),  # not a bearer key: 401
     ("GET", "C2", "k=3", EVENTS_AUTH, True),  # key without the read scope: 403
@@ -100,6 +104,16 @@ def comparable(response: Any) -> tuple[int, list[tuple[str, str]], Any]:
     return response.status_code, headers, body
 
 
+def request(client: TestClient, method: str, url: str, headers: dict[str, str]) -> Any:
+    if headers is not NO_KEY:
+        return client.request(method, url, headers=headers)
+    key = client.headers.pop("authorization")
+    try:
+        return client.request(method, url)
+    finally:
+        client.headers["authorization"] = key
+
+
 def route_count(app: FastAPI, method: str, status: int) -> float:
     labels = {"method": method, "route": ROUTE_PATH, "status": str(status)}
     value = app.state.metrics.registry.get_sample_value(
@@ -115,9 +129,10 @@ def test_lane_and_route_answer_identically(clients: tuple[TestClient, TestClient
     for method, customer, query, headers, on_lane in MATRIX:
         url = PATH.format(customer) + (f"?{query}" if query else "")
         before = lane_of(lane.app).answered if lane_of(lane.app) else 0  # type: ignore[arg-type]
-        got = comparable(lane.request(method, url, headers=headers))
-        want = comparable(full.request(method, url, headers=headers))
+        got = comparable(request(lane, method, url, headers))
+        want = comparable(request(full, method, url, headers))
         assert got == want, (method, url)
+        assert headers is not NO_KEY or want[0] == 401
         lane_layer = lane_of(lane.app)  # type: ignore[arg-type]
         assert lane_layer is not None
         assert lane_layer.answered - before == int(on_lane), (method, url)
