@@ -204,3 +204,110 @@ def select_with_category_cap(
         seen.add(item)
         counts[cat] = counts.get(cat, 0) + 1
     return chosen[len(already) :]
+
+
+# ---- explaining removals -----------------------------------------------------------------------
+
+RULES_VERSION = "2026.11-1"
+"""Version of the rule set above; bump it whenever a rule's meaning changes (decision records
+carry a policy version derived from it and from the serving settings that tune the rules)."""
+
+RULE_INACTIVE = "inactive"
+RULE_HELD = "held"
+RULE_UNASSESSED = "unassessed_risk"
+RULE_SUITABILITY = "suitability"
+RULE_CATEGORY_CAP = "category_cap"
+
+REMOVAL_RULES: tuple[str, ...] = (
+    "",  # code 0: the gate allows the product
+    RULE_INACTIVE,
+    RULE_HELD,
+    RULE_UNASSESSED,
+    RULE_SUITABILITY,
+)
+"""Rule names by the integer codes of :func:`removal_codes`, in precedence order: a product that
+breaks several rules is attributed to the first (a retired product the customer holds is
+``inactive``; a held product above the customer's class is ``held``)."""
+
+
+def removal_codes(
+    customer_risk_class: int,
+    product_risk_level: np.ndarray,
+    product_active: np.ndarray,
+    held: np.ndarray,
+    *,
+    exclude_held: bool = True,
+) -> np.ndarray:
+    """Which gate rule first blocks each product: ``int8`` codes into :data:`REMOVAL_RULES`.
+
+    The arrays are aligned (any subset of the catalogue: levels, active flags, and whether the
+    customer holds each product). ``0`` means allowed, exactly where :func:`is_allowed` is true.
+    A product above R1 for a customer without a valid assessment is ``unassessed_risk``; a
+    product above the customer's class, or with a malformed risk level, is ``suitability``.
+    """
+    levels = np.asarray(product_risk_level)
+    codes = np.zeros(levels.shape[0], dtype=np.int8)
+    unassessed = not 1 <= int(customer_risk_class) <= 5
+    too_risky = (levels > max_allowed_level(customer_risk_class)) | (levels < 1)
+    if unassessed:
+        codes[too_risky & (levels >= 1)] = 3
+        codes[levels < 1] = 4
+    else:
+        codes[too_risky] = 4
+    if exclude_held:
+        codes[np.asarray(held, dtype=bool)] = 2
+    codes[~np.asarray(product_active, dtype=bool)] = 1
+    return codes
+
+
+def category_cap_take(
+    categories: np.ndarray,
+    available: np.ndarray,
+    counts: np.ndarray | None,
+    need: np.ndarray,
+    cap: int | None,
+) -> np.ndarray:
+    """:func:`select_with_category_cap` for a block of rows at once, as a mask of taken entries.
+
+    Row ``i`` ranks its entries best first; ``available[i]`` marks the entries it may take
+    (padding, items already chosen and repeats are unavailable), ``categories`` gives each
+    entry's category code (one row shared by all, or one per row), ``counts[i, c]`` the items
+    of category ``c`` chosen earlier (``None``: none) and ``need[i]`` how many more to take.
+    An entry is taken when fewer than ``cap`` of its category come before it (earlier choices
+    included) and fewer than ``need[i]`` entries are taken before it: the scalar walk's rule.
+    """
+    avail = np.asarray(available, dtype=bool)
+    n, width = avail.shape
+    if cap is None or width == 0:
+        eligible = avail
+    else:
+        cats = np.asarray(categories, dtype=np.int64)
+        shared = cats.ndim == 1
+        # Group entries by category, keeping rank order inside a group (stable sort), so an
+        # entry's rank in its category is a running count minus the count at its group start.
+        perm = np.argsort(cats, axis=-1, kind="stable")
+        sorted_cats = cats[perm] if shared else np.take_along_axis(cats, perm, axis=1)
+        grouped = avail[:, perm] if shared else np.take_along_axis(avail, perm, axis=1)
+        before = np.cumsum(grouped, axis=1, dtype=np.int32) - grouped
+        starts = np.ones(sorted_cats.shape, dtype=bool)
+        starts[..., 1:] = sorted_cats[..., 1:] != sorted_cats[..., :-1]
+        first = np.where(starts, np.arange(width), 0)
+        np.maximum.accumulate(first, axis=-1, out=first)
+        if shared:
+            rank = before - before[:, first]
+        else:
+            rank = before - np.take_along_axis(before, first, axis=1)
+        if counts is not None:
+            earlier = np.asarray(counts, dtype=np.int32)
+            if shared:
+                rank += earlier[:, sorted_cats]
+            else:
+                rank += np.take_along_axis(earlier, sorted_cats, axis=1)
+        ok = grouped & (rank < cap)
+        eligible = np.empty_like(avail)
+        if shared:
+            eligible[:, perm] = ok
+        else:
+            np.put_along_axis(eligible, perm, ok, axis=1)
+    taken_before = np.cumsum(eligible, axis=1, dtype=np.int32)
+    return eligible & (taken_before <= np.asarray(need).reshape(n, 1))

@@ -23,6 +23,7 @@ from app.services.recommend import candidates as C
 from app.services.recommend import reasons as R
 from app.services.recommend.catalog import CatalogSnapshot
 from app.services.recommend.promotions import Promotion, PromotionBook
+from app.services.recommend.removals import policy_version, removed_products, skipped_by_cap
 from app.settings import Settings
 from recommenders.errors import ColdStartUnsupported
 from recommenders.policy import (
@@ -72,6 +73,10 @@ class Recommendation:
     experiment: str | None = None
     variant: str | None = None
     notes: dict[str, object] = field(default_factory=dict)
+    # (product_id, rule) for products the rules kept off this list (see _removed), and what
+    # the list rests on: "personalised", "non_personalised" (no consent) or "fail_closed".
+    removed: list[tuple[str, str]] = field(default_factory=list)
+    basis: str = "personalised"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +153,7 @@ class RecommendationService:
         # is rebuilt only when one of those changes (a changed profile is a new object).
         self._gates: dict[str, tuple[Profile, int, bool, int, Gate]] = {}
         self._gate_cache_size = max(int(settings.profile_cache_size), 1)
+        self.policy_version = policy_version(settings)
         self._hold_weight = float(
             max(
                 (settings.event_weights.get(t, 0.0) for t in settings.holding_event_types),
@@ -183,7 +189,12 @@ class RecommendationService:
         degraded = degraded or profile is None
         limit = k * 3 + 5
         cands = self._candidates(customer_id, profile, decision, catalog, request, limit)
-        items = self._assemble(cands, decision, catalog, request, profile, now)
+        items, dropped, capped = self._assemble_parts(
+            cands, decision, catalog, request, profile, now
+        )
+        removed = removed_products(
+            decision, catalog, profile, exclude_held, k, dropped, capped, items
+        )
         return Recommendation(
             recommendation_id=_ids.new(),
             customer_id=customer_id,
@@ -193,6 +204,12 @@ class RecommendationService:
             degraded=degraded or bool(cands.extra.get("degraded")),
             items=items,
             served_at=now,
+            removed=removed,
+            basis=(
+                "fail_closed"
+                if profile is None
+                else ("personalised" if decision.personalised else "non_personalised")
+            ),
         )
 
     def _gate(
@@ -296,6 +313,19 @@ class RecommendationService:
         profile: Profile | None,
         now: datetime,
     ) -> list[Item]:
+        """The served items (what batch precompute stores), without the removal accounting."""
+        return self._assemble_parts(cands, decision, catalog, request, profile, now)[0]
+
+    def _assemble_parts(
+        self,
+        cands: C.Candidates,
+        decision: Gate,
+        catalog: CatalogSnapshot,
+        request: RecommendRequest,
+        profile: Profile | None,
+        now: datetime,
+    ) -> tuple[list[Item], np.ndarray, list[int]]:
+        """Items, candidates the re-applied gate dropped, candidates the category cap skipped."""
         k = request.k
         cap = self.settings.category_cap
         allowed = decision.allowed
@@ -322,6 +352,7 @@ class RecommendationService:
             order = ranked.tolist()
         pinned = [p for _, p in pins]
         chosen = select_with_category_cap(order, catalog.category_list, k, cap, already=pinned)
+        capped = skipped_by_cap(order, chosen, pinned, k) if cap is not None else []
         if len(pinned) + len(chosen) < k:
             chosen += self._backfill(
                 catalog, allowed, profile, decision, k, cap, pinned + chosen, reasons_of, score_of
@@ -351,7 +382,7 @@ class RecommendationService:
                     reasons,
                 )
             )
-        return items
+        return items, cands.positions[~keep], capped
 
     @staticmethod
     def _promote(

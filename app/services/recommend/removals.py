@@ -1,0 +1,96 @@
+"""Removal accounting for decision records: which products the rules kept off a list, and why.
+
+Cheap by construction (tens of microseconds a request): it looks only at a handful of positions
+and explains them with the vectorised rule explanation of :mod:`recommenders.policy`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from app.services.profiles import Profile
+from app.services.recommend.catalog import CatalogSnapshot
+from app.settings import Settings
+from recommenders.policy import REMOVAL_RULES, RULE_CATEGORY_CAP, RULES_VERSION, removal_codes
+
+if TYPE_CHECKING:
+    from app.services.recommend.service import Gate, Item
+
+
+def removed_products(
+    decision: Gate,
+    catalog: CatalogSnapshot,
+    profile: Profile | None,
+    exclude_held: bool,
+    k: int,
+    dropped: np.ndarray,
+    capped: list[int],
+    items: list[Item],
+) -> list[tuple[str, str]]:
+    """``(product_id, rule)`` for the products the rules kept off this list.
+
+    Considered: the candidates the re-applied gate dropped (a precomputed list gone stale),
+    the top ``k`` of the catalogue's popularity ranking that the gate blocks, and the
+    candidates ranked above the last served one that the category cap skipped. Each is
+    named once, with the first rule in :data:`~recommenders.policy.REMOVAL_RULES` order
+    (``category_cap`` last). Served products never appear. docs/decisions.md says why the
+    popularity head stands in for a model's unfiltered ranking.
+    """
+    head = catalog.popular_order[:k]
+    blocked = head[~decision.allowed[head]]
+    if dropped.size:
+        blocked = np.concatenate((dropped, blocked))
+    ids = catalog.product_ids
+    rules: dict[int, str] = {}
+    if blocked.size:
+        where = blocked.tolist()
+        held = profile.held if profile is not None else frozenset[str]()
+        held_mask = np.fromiter((ids[p] in held for p in where), bool, len(where))
+        codes = removal_codes(
+            decision.risk_class,
+            catalog.risk_level[blocked],
+            catalog.active[blocked],
+            held_mask,
+            exclude_held=exclude_held,
+        )
+        for pos, code in zip(where, codes.tolist(), strict=True):
+            if code and pos not in rules:
+                rules[pos] = REMOVAL_RULES[code]
+    if capped:
+        served = {item.position for item in items}
+        for pos in capped:
+            if pos not in served and pos not in rules:
+                rules[pos] = RULE_CATEGORY_CAP
+    return [(ids[pos], rule) for pos, rule in rules.items()]
+
+
+def skipped_by_cap(order: list[int], chosen: list[int], pinned: list[int], k: int) -> list[int]:
+    """Candidates the category cap passed over: those ranked above the last one chosen, or all
+    of them when the cap left the list short (the selection skips nothing else)."""
+    if len(pinned) + len(chosen) >= k:
+        if not chosen:
+            return []
+        order = order[: order.index(chosen[-1])]
+    taken = set(chosen)
+    taken.update(pinned)
+    return [p for p in order if p not in taken]
+
+
+def policy_version(settings: Settings) -> str:
+    """A short id of the rules in force: the rule-set version and the settings that tune it.
+
+    Two replicas with the same id apply the same policy; any change to the rules or to these
+    settings gives a new id, so a decision record says which policy made it.
+    """
+    spec = {
+        "rules": RULES_VERSION,
+        "category_cap": settings.category_cap,
+        "placements_showing_held": sorted(settings.placements_showing_held),
+        "risk_assessment_validity_months": settings.risk_assessment_validity_months,
+    }
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+    return f"{RULES_VERSION}+{digest[:10]}"
