@@ -12,6 +12,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -183,6 +184,11 @@ class Exposure(Base):
     variant: Mapped[str | None] = mapped_column(String(64))
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     served_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Decision-record fields (docs/decisions.md); NULL on rows logged before they existed.
+    policy_version: Mapped[str | None] = mapped_column(String(32))
+    basis: Mapped[str | None] = mapped_column(String(24))  # personalised | non_personalised | ...
+    risk_class: Mapped[int | None] = mapped_column(SmallInteger)  # effective class, 0 = none
+    removed: Mapped[list[list[str]] | None] = mapped_column(JSONType)  # [[product_id, rule]]
 
 
 class Campaign(Base):
