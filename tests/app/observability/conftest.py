@@ -21,6 +21,7 @@ def obs_settings(database_url: str, tmp_path: Path) -> Settings:
         environment="test",
         database_url=database_url,
         artifact_dir=tmp_path,
+        exposure_writer="thread",  # no child process to start and stop per test
         _env_file=None,  # type: ignore[call-arg]
     )
 
