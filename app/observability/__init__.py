@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
@@ -11,15 +11,15 @@ from app.observability.logging import configure_logging
 from app.observability.metrics import Metrics
 from app.observability.middleware import Observability
 
+if TYPE_CHECKING:
+    from app.services.recommend.service import Recommendation
+
 __all__ = ["Metrics", "Observability", "configure_logging", "note_recommendation"]
 
 
-def note_recommendation(request: Request, result: Any) -> None:
-    """Count one served list and tag the request's log lines with its recommendation id.
-
-    ``result`` is a :class:`~app.services.recommend.service.Recommendation`; the items the policy
-    gate removed are counted by rule when the result carries them (``removed``).
-    """
+def note_recommendation(request: Request, result: Recommendation) -> None:
+    """Count one served list (and the items the rules kept off it, by rule) and tag the
+    request's log lines with its recommendation id."""
     bind_recommendation(result.recommendation_id)
     metrics: Metrics | None = getattr(request.app.state, "metrics", None)
     if metrics is not None:
@@ -27,5 +27,5 @@ def note_recommendation(request: Request, result: Any) -> None:
             result.served_from,
             result.strategy,
             result.degraded,
-            getattr(result, "removed", ()),
+            result.removed,
         )

@@ -11,7 +11,7 @@ routes are the route *templates*, strategies and rules come from small fixed set
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -99,7 +99,7 @@ class Metrics:
         served_from: str,
         strategy: str,
         degraded: bool,
-        removed: Iterable[tuple[str, str]] = (),
+        removed: Sequence[tuple[str, str]] = (),
     ) -> None:
         """One served list, and the (product, rule) pairs the policy gate removed from it."""
         key = (served_from, strategy, degraded)
@@ -110,12 +110,17 @@ class Metrics:
             )
             self._served[key] = child
         child.inc()
+        if not removed:
+            return
+        counts: dict[str, int] = {}  # one increment per rule, not per item (each takes a lock)
         for _product, rule in removed:
+            counts[rule] = counts.get(rule, 0) + 1
+        for rule, count in counts.items():
             rule_child = self._rules.get(rule)
             if rule_child is None:
                 rule_child = self.removed.labels(rule)
                 self._rules[rule] = rule_child
-            rule_child.inc()
+            rule_child.inc(count)
 
     def render(self) -> bytes:
         """The text exposition format of everything in this registry."""
