@@ -18,6 +18,7 @@ from app.jobs.importer.errors import InvalidRowsError, SourceError
 from app.jobs.importer.prefetch import prefetch
 from app.jobs.importer.report import ImportResult, RejectSink
 from app.jobs.importer.rules import RuleContext, check
+from app.jobs.importer.seen import SeenKeys
 from app.settings import Settings
 
 # SQLite page cache for the import connection, fixed so that memory does not grow with the file.
@@ -172,8 +173,8 @@ def _load(
             rebuild = writers.drop_secondary_indexes(conn)
             constraints = writers.drop_foreign_keys(conn)
     updated = _columns_to_update(kind, info.columns)
-    # First data row of each key across chunks (customers and products files are modest).
-    seen_keys: dict[str, int] = {}
+    # First data row of each key, to catch repeats across chunks (24 bytes a distinct key).
+    seen_keys = SeenKeys()
     skip_rows = [m.row for m in malformed] if malformed is not None else None
     checked_chunks = (
         (chunk, check(kind, chunk.frame, chunk.rows, ctx))
@@ -247,16 +248,25 @@ def _flag_earlier_keys(
     rows: np.ndarray,
     bad: np.ndarray,
     reasons: dict[int, str],
-    seen: dict[str, int],
+    seen: SeenKeys,
 ) -> None:
-    """Reject keys already seen in an earlier chunk; remember this chunk's keys."""
-    for pos, (key, row) in enumerate(zip(keys.tolist(), rows.tolist(), strict=True)):
-        if not isinstance(key, str):
-            continue
-        first = seen.setdefault(key, row)
-        if first != row and not bad[pos]:
-            reasons[pos] = f"duplicate {column} {key!r} (first at row {first})"
+    """Reject keys already seen in an earlier chunk; remember this chunk's keys.
+
+    Repeats within the chunk were flagged by the rules; keys of rows rejected for other reasons
+    still count as seen, so a later repeat names the first row either way.
+    """
+    positions = np.flatnonzero(keys.notna().to_numpy(dtype=bool))
+    values = keys.to_numpy(dtype=object)[positions]
+    first = seen.first_rows(values)
+    for pos, key, row in zip(
+        positions[first > 0].tolist(), values[first > 0], first[first > 0].tolist(), strict=True
+    ):
+        if not bad[pos]:
+            reasons[pos] = f"duplicate {column} {key!r} (first at row {row})"
             bad[pos] = True
+    new = first == 0
+    once = ~pd.Series(values[new]).duplicated(keep="first").to_numpy(dtype=bool)
+    seen.add(values[new][once], rows[positions[new][once]])
 
 
 def _reject(sink: RejectSink, chunk: readers.Chunk, reasons: dict[int, str]) -> None:
