@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.main import create_app
 from app.observability.metrics import UNMATCHED_ROUTE, Metrics
 from app.settings import Settings
-from recommenders.policy import REMOVAL_RULES
+from recommenders.policy import REMOVAL_RULES, RULE_CATEGORY_CAP
 from tests.conftest import ADMIN_AUTH, EVENTS_AUTH, READ_AUTH
 
 RECS_ROUTE = "/v1/customers/{customer_id}/recommendations"
@@ -84,7 +84,7 @@ def test_requests_are_labelled_by_route_template_never_the_path(
     # C2 holds P01, P04 and P05, three of the most popular products: the rules kept them off.
     assert value(text, "finrec_policy_removed_items_total", rule="held") >= 1
     rules = {ls["rule"] for n, ls, _ in samples(text) if n == "finrec_policy_removed_items_total"}
-    assert rules <= set(REMOVAL_RULES)
+    assert rules <= {*REMOVAL_RULES, RULE_CATEGORY_CAP} - {""}
     assert value(text, "finrec_active_model_info", strategy="popularity") == 1
     assert value(text, "finrec_active_model_info", version=served_bank) == 1
     assert value(text, "finrec_exposure_buffer_depth") >= 0
