@@ -1,4 +1,7 @@
-"""The exposure (decision) log: what each response showed, written in the background.
+"""The exposure (decision) log: what each response showed and why, written in the background.
+
+Each row is the decision record of one served list (docs/decisions.md): it is only ever
+inserted here; nothing in the service updates it, and the retention prune is the only delete.
 
 ``record`` is a deque append and never blocks or fails a response. A background task flushes
 the buffer in batches through a worker thread; shutdown flushes what is left. When the buffer is
@@ -44,7 +47,12 @@ _COLUMNS = (
     "variant",
     "items",
     "served_at",
+    "policy_version",
+    "basis",
+    "risk_class",
+    "removed",
 )
+_JSON_COLUMNS = frozenset({"items", "removed"})
 
 
 def _insert(session: Session, rows: list[ExposureRow]) -> None:
@@ -57,8 +65,8 @@ def _insert(session: Session, rows: list[ExposureRow]) -> None:
     dialect = connection.dialect
     sqlite = dialect.name == "sqlite"
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    items_mark = mark if sqlite else f"CAST({mark} AS JSONB)"
-    marks = ", ".join(items_mark if c == "items" else mark for c in _COLUMNS)
+    json_mark = mark if sqlite else f"CAST({mark} AS JSONB)"
+    marks = ", ".join(json_mark if c in _JSON_COLUMNS else mark for c in _COLUMNS)
     sql = f"INSERT INTO {Exposure.__tablename__} ({', '.join(_COLUMNS)}) VALUES ({marks})"
     params = []
     for row in rows:
@@ -77,6 +85,11 @@ def _insert(session: Session, rows: list[ExposureRow]) -> None:
                 row["variant"],
                 orjson.dumps(row["items"]).decode(),
                 served_at.replace(tzinfo=None) if sqlite else served_at,
+                # Rows queued by an older builder lack the decision-record fields.
+                row.get("policy_version"),
+                row.get("basis"),
+                row.get("risk_class"),
+                orjson.dumps(row.get("removed", ())).decode(),
             )
         )
     connection.exec_driver_sql(sql, params)

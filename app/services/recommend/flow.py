@@ -7,6 +7,7 @@ customer is served the fail-closed list (R1 only, non-personalised) with ``degra
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -51,7 +52,7 @@ async def profile_for(profiles: ProfileCache, customer_id: str) -> tuple[Profile
 async def recommend_for_customer(
     state: ServingState, customer_id: str, request: RecommendRequest
 ) -> Recommendation:
-    """Recommend, log the exposure (buffered) and return the list."""
+    """Recommend, log the decision record (buffered, one row) and return the list."""
     service = state.service
     if request.strategy is not None and service.models.get(request.strategy) is None:
         raise StrategyNotFound(f"no model is loaded for strategy {request.strategy!r}")
@@ -82,6 +83,10 @@ async def recommend_for_customer(
         result.variant,
         encode_items(result),
         result.served_at,
+        state.service.policy_version,
+        result.basis,
+        result.risk_class,
+        result.removed,
     )
     return result
 
@@ -114,8 +119,16 @@ def exposure_row(
     variant: str | None,
     items: bytes,
     served_at: datetime,
+    policy_version: str | None = None,
+    basis: str | None = None,
+    risk_class: int | None = None,
+    removed: Sequence[tuple[str, str]] = (),
 ) -> ExposureRow:
-    """The decision record of one response, built by the flusher from the queued values."""
+    """The decision record of one response, built by the flusher from the queued values.
+
+    ``removed`` is queued as the service's own list of ``(product_id, rule)`` tuples (plain
+    values, so the process writer can pickle it) and encoded here, off the request.
+    """
     return {
         "recommendation_id": recommendation_id,
         "customer_id": customer_id,
@@ -129,4 +142,8 @@ def exposure_row(
         "variant": variant,
         "items": orjson.Fragment(items),
         "served_at": served_at,
+        "policy_version": policy_version,
+        "basis": basis,
+        "risk_class": risk_class,
+        "removed": removed,
     }

@@ -77,6 +77,7 @@ class Recommendation:
     # the list rests on: "personalised", "non_personalised" (no consent) or "fail_closed".
     removed: list[tuple[str, str]] = field(default_factory=list)
     basis: str = "personalised"
+    risk_class: int = 0  # the effective class the gate used (0: no valid assessment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +206,7 @@ class RecommendationService:
             items=items,
             served_at=now,
             removed=removed,
+            risk_class=decision.risk_class,
             basis=(
                 "fail_closed"
                 if profile is None
