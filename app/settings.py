@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     exposure_flush_seconds: float = Field(default=1.0, gt=0)
     exposure_batch_rows: int = Field(default=1_000, ge=1)
     exposure_writer: Literal["process", "thread"] = "process"  # process: writes off the server
+    # Decision records older than this are deleted by `finrec decisions prune` (docs/decisions.md).
+    decision_retention_days: int = Field(default=400, ge=1, le=36_500)
 
     @field_validator("event_weights")
     @classmethod
