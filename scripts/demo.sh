@@ -7,6 +7,7 @@ BIN=.venv/bin
 export FINREC_DATABASE_URL="${FINREC_DATABASE_URL:-sqlite:///./var/finrec.db}"
 export FINREC_ARTIFACT_DIR="${FINREC_ARTIFACT_DIR:-./var/artifacts}"
 export OPENBLAS_NUM_THREADS=1
+export FINREC_DOCS_ENABLED="${FINREC_DOCS_ENABLED:-true}"  # the demo shows /docs; production does not
 DEMO_DIR="${DEMO_DIR:-var/demo}"
 DEMO_CUSTOMERS="${DEMO_CUSTOMERS:-20000}"
 DEMO_SEED="${DEMO_SEED:-7}"
@@ -49,6 +50,16 @@ if ! $BIN/finrec experiments show demo-offers >/dev/null 2>&1; then
   $BIN/finrec experiments start demo-offers
 fi
 
+# Keys are shown once and stored hashed, so a rerun replaces the demo keys (revoking the old
+# ones) instead of reusing them; the new pair is also written to var/demo-keys.env.
+step "creating demo API keys (an admin key and a read-only key for the mobile app)"
+ADMIN_KEY=$($BIN/finrec keys create --name demo-admin --scope admin --replace)
+READ_KEY=$($BIN/finrec keys create --name demo-read --scope recommendations:read --replace)
+mkdir -p var
+umask 077
+printf 'FINREC_DEMO_ADMIN_KEY=%s\nFINREC_DEMO_READ_KEY=%s\n' "$ADMIN_KEY" "$READ_KEY" > var/demo-keys.env
+umask 022
+
 mapfile -t SAMPLE < <($BIN/python - <<'PY'
 import os
 from sqlalchemy import text
@@ -68,19 +79,24 @@ PY
 BASE="http://$HOST:$PORT"
 cat <<MSG
 
-finrec is starting on $BASE — try, in another terminal:
+finrec is starting on $BASE — try, in another terminal (keys also in var/demo-keys.env):
+
+  READ_KEY=$READ_KEY
+  ADMIN_KEY=$ADMIN_KEY
 
   curl -s $BASE/healthz
   curl -s $BASE/readyz
-  curl -s '$BASE/v1/customers/${SAMPLE[0]}/recommendations?k=5' | python3 -m json.tool
-  curl -s '$BASE/v1/customers/${SAMPLE[1]}/recommendations?k=3&channel=app&explain=true' | python3 -m json.tool
-  curl -s '$BASE/v1/customers/${SAMPLE[0]}/recommendations?k=5&placement=offers' | python3 -m json.tool
-  curl -s $BASE/v1/experiments/demo-offers/assignment/${SAMPLE[0]}
-  curl -s $BASE/v1/experiments/demo-offers/results | python3 -m json.tool
-  curl -s '$BASE/v1/products/${SAMPLE[2]}/similar?k=5' | python3 -m json.tool
-  curl -s $BASE/v1/customers/${SAMPLE[0]} | python3 -m json.tool
-  curl -s '$BASE/v1/models' | python3 -m json.tool
-  open $BASE/docs for the interactive API documentation
+  curl -s -H "Authorization: Bearer \$READ_KEY" '$BASE/v1/customers/${SAMPLE[0]}/recommendations?k=5' | python3 -m json.tool
+  curl -s -H "Authorization: Bearer \$READ_KEY" '$BASE/v1/customers/${SAMPLE[1]}/recommendations?k=3&channel=app&explain=true' | python3 -m json.tool
+  curl -s -H "Authorization: Bearer \$READ_KEY" '$BASE/v1/customers/${SAMPLE[0]}/recommendations?k=5&placement=offers' | python3 -m json.tool
+  curl -s -H "Authorization: Bearer \$READ_KEY" $BASE/v1/experiments/demo-offers/assignment/${SAMPLE[0]}
+  curl -s -H "Authorization: Bearer \$READ_KEY" '$BASE/v1/products/${SAMPLE[2]}/similar?k=5' | python3 -m json.tool
+  curl -s -H "Authorization: Bearer \$READ_KEY" $BASE/v1/customers/${SAMPLE[0]} | python3 -m json.tool
+  curl -s -H "Authorization: Bearer \$ADMIN_KEY" $BASE/v1/experiments/demo-offers/results | python3 -m json.tool
+  curl -s -H "Authorization: Bearer \$ADMIN_KEY" '$BASE/v1/models' | python3 -m json.tool
+  curl -s -i $BASE/v1/models    # no key: 401 problem+json
+  curl -s -i -H "Authorization: Bearer \$READ_KEY" $BASE/v1/models    # read key: 403
+  open $BASE/docs for the interactive API documentation (Authorize with a key)
 
 Press Ctrl-C to stop.
 MSG
