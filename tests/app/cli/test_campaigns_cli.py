@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,6 +30,14 @@ def run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def run_json(*args: str) -> dict[str, Any]:
+    """A ``--json`` command's answer, read from stdout alone (notes and logs go to stderr)."""
+    result = runner.invoke(cli, ["campaigns", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    answer: dict[str, Any] = json.loads(result.stdout)
+    return answer
+
+
 def said(out: str) -> str:
     """The output as one line (the console wraps long messages)."""
     return " ".join(out.split())
@@ -36,23 +45,21 @@ def said(out: str) -> str:
 
 @pytest.mark.usefixtures("env")
 def test_create_list_and_end(session_factory: sessionmaker[Session]) -> None:
-    code, out = run(
+    created = run_json(
         "create", "--product", "P01", "--name", "spring", "--pin", "2", "--boost", "0.5",
-        "--placement", "home", "--ends", "2099-01-01", "--json",
+        "--placement", "home", "--ends", "2099-01-01",
     )  # fmt: skip
-    assert code == 0, out
-    created = json.loads(out[: out.rindex("}") + 1])
     assert (created["product_id"], created["pin_rank"], created["status"]) == ("P01", 2, "live")
     assert created["ends_at"].startswith("2099-01-01T00:00:00")  # no zone given: read as UTC
-    assert "FINREC_CATALOG_REFRESH_SECONDS" in said(out)
+    code, out = run("create", "--product", "P01", "--name", "autumn", "--boost", "1")
+    assert code == 0 and "FINREC_CATALOG_REFRESH_SECONDS" in said(out)
 
     code, out = run("list", "--active", "--placement", "home")
     assert code == 0 and "spring" in out and "live" in out
 
     code, out = run("end", str(created["id"]))
     assert code == 0 and "(ended)" in out
-    code, out = run("list", "--active", "--json")
-    assert json.loads(out) == {"data": [], "count": 0}
+    assert [c["name"] for c in run_json("list", "--active")["data"]] == ["autumn"]
     with session_factory() as session:  # ended, not deleted
         assert session.get(Campaign, created["id"]) is not None
 
@@ -81,8 +88,7 @@ def test_refusals_exit_non_zero(args: list[str], code: int, message: str) -> Non
 
 @pytest.mark.usefixtures("env")
 def test_ending_twice_is_refused() -> None:
-    code, out = run("create", "--product", "P01", "--name", "x", "--boost", "1", "--json")
-    campaign_id = str(json.loads(out[: out.rindex("}") + 1])["id"])
+    campaign_id = str(run_json("create", "--product", "P01", "--name", "x", "--boost", "1")["id"])
     assert run("end", campaign_id)[0] == 0
     code, out = run("end", campaign_id)
     assert code == 1 and "cannot change" in said(out)
