@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.api import (
     campaigns,
     customers,
+    decisions,
     events,
     experiments,
     health,
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(recommendations.router)
     app.include_router(similar.router)
     app.include_router(customers.router)
+    app.include_router(decisions.router)
     app.include_router(products.router)
     app.include_router(events.router)
     app.include_router(models.router)
