@@ -311,3 +311,13 @@ def category_cap_take(
             np.put_along_axis(eligible, perm, ok, axis=1)
     taken_before = np.cumsum(eligible, axis=1, dtype=np.int32)
     return eligible & (taken_before <= np.asarray(need).reshape(n, 1))
+
+
+def penalty_by_risk_class(product_risk_level: np.ndarray, product_active: np.ndarray) -> np.ndarray:
+    """:func:`allowed_by_risk_class` as an additive float32 table: 0 where allowed, -inf not.
+
+    Adding row ``c`` to a customer's scores leaves allowed products' scores as they are and
+    sinks the others, so a block of scores is gated by one gather-and-add instead of a mask.
+    """
+    allowed = allowed_by_risk_class(product_risk_level, product_active)
+    return np.where(allowed, np.float32(0.0), np.float32(-np.inf)).astype(np.float32)

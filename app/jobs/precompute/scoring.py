@@ -14,14 +14,20 @@ from datetime import datetime
 import numpy as np
 import scipy.sparse as sp
 
+from app.jobs.precompute.block import (
+    FROM_CANDIDATES,
+    BlockLists,
+    Pools,
+    assemble_block,
+    build_pools,
+)
 from app.jobs.precompute.population import Population
 from app.services.model_store import LoadedModel
-from app.services.recommend import candidates as C
 from app.services.recommend import reasons as R
 from app.services.recommend.catalog import CatalogSnapshot
 from app.services.recommend.service import Gate, RecommendationService, RecommendRequest
 from recommenders.base import VectorModel
-from recommenders.policy import allowed_mask
+from recommenders.policy import penalty_by_risk_class
 
 NEG_INF = np.float32(-np.inf)
 
@@ -80,7 +86,7 @@ def score_block(
             scores += layout.bias
         if model.customer_bias is not None:
             scores += model.customer_bias[positions][:, None]
-        scores[:, layout.unknown] = NEG_INF
+        # Products the model never saw are sunk by the block penalty (BlockInputs.of).
         return np.asarray(scores, dtype=np.float32)
     _, model_idx, catalog_idx = loaded.catalog_view(catalog.version, catalog.index)
     raw = model.score(positions)
@@ -110,21 +116,86 @@ def top_candidates(scores: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarr
     return top.astype(np.int64), values
 
 
-def gate_block(
-    population: Population, rows: slice, exclude_held: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(allowed mask, personalised)`` for a block of customers: the policy's block form."""
-    catalog = population.catalog
-    holdings: sp.csr_matrix = population.holdings[rows]
-    mask = allowed_mask(
-        population.effective_risk[rows],
-        catalog.risk_level,
-        catalog.active,
-        holdings,
-        exclude_held=exclude_held,
-    )
-    personalised = population.consent[rows].copy()
-    return mask, personalised
+def gate_rows(
+    allowed_by_class: np.ndarray, risk: np.ndarray, holdings: sp.csr_matrix, exclude_held: bool
+) -> np.ndarray:
+    """The gate for a block (customers x catalogue): the risk class's row, minus holdings.
+
+    The same answer as :func:`recommenders.policy.allowed_mask` (the serving snapshot's
+    ``allowed_by_class`` is built by it), gathered per customer instead of recomputed.
+    """
+    allowed = allowed_by_class[risk]
+    if exclude_held and holdings.nnz:
+        held_rows = np.repeat(np.arange(holdings.shape[0]), np.diff(holdings.indptr))
+        allowed[held_rows, holdings.indices] = False
+    return np.asarray(allowed)
+
+
+def gated_scores(
+    scores: np.ndarray,
+    penalty: np.ndarray,
+    risk: np.ndarray,
+    holdings: sp.csr_matrix,
+    exclude_held: bool,
+) -> np.ndarray:
+    """Gate a block of scores in place: add the risk class's penalty row (0 / -inf), then sink
+    held products with one scatter from the holdings' sparse rows."""
+    scores += penalty[risk]
+    if exclude_held and holdings.nnz:
+        held_rows = np.repeat(np.arange(holdings.shape[0]), np.diff(holdings.indptr))
+        scores[held_rows, holdings.indices] = NEG_INF
+    return scores
+
+
+@dataclass(frozen=True)
+class BlockInputs:
+    """What the block path needs of a catalogue, computed once per run."""
+
+    allowed_by_class: np.ndarray  # bool (6 x catalogue)
+    penalty: np.ndarray  # float32 (6 x catalogue): 0 allowed, -inf not (unknown products too)
+    categories: np.ndarray  # int64 category code per position
+    pools: Pools
+
+    @classmethod
+    def of(cls, catalog: CatalogSnapshot, layout: FactorLayout | None) -> BlockInputs:
+        penalty = penalty_by_risk_class(catalog.risk_level, catalog.active)
+        if layout is not None:
+            penalty[:, layout.unknown] = NEG_INF
+        return cls(
+            catalog.allowed_by_class,
+            penalty,
+            np.asarray(catalog.category_list, dtype=np.int64),
+            build_pools(catalog),
+        )
+
+
+def score_lists(
+    inputs: BlockInputs,
+    scores: np.ndarray | None,
+    scored: np.ndarray,
+    risk: np.ndarray,
+    holdings: sp.csr_matrix,
+    pool_index: np.ndarray,
+    k: int,
+    cap: int | None,
+    exclude_held: bool,
+) -> BlockLists:
+    """Final lists for a block: gate, top candidates, caps, backfill. What the job runs.
+
+    ``scores`` are raw model scores for the rows where ``scored`` is set (the others get no
+    candidates: popularity only, as non-personalised customers do).
+    """
+    n = risk.shape[0]
+    limit = candidate_limit(k)
+    allowed = gate_rows(inputs.allowed_by_class, risk, holdings, exclude_held)
+    width = min(limit, allowed.shape[1])
+    top = np.full((n, width), -1, dtype=np.int64)
+    values = np.full((n, width), NEG_INF, dtype=np.float32)
+    if scores is not None and scored.any():
+        part = holdings if scored.all() else holdings[np.flatnonzero(scored)]
+        gated = gated_scores(scores, inputs.penalty, risk[scored], part, exclude_held)
+        top[scored], values[scored] = top_candidates(gated, limit)
+    return assemble_block(top, values, allowed, pool_index, inputs.pools, inputs.categories, k, cap)
 
 
 @dataclass
@@ -158,71 +229,150 @@ class ChunkScorer:
         self.vectorised = loaded.algorithm != "fusion"
         self.read_profile = read_profile
         code = R.reason_for_algorithm(loaded.algorithm)
-        self.base_reasons = [R.reason(code)]
-        self.no_segment_reasons = (
-            [R.reason(R.POPULAR)] if code == R.POPULAR_IN_SEGMENT else self.base_reasons
+        base = R.reason(code)["code"]
+        no_segment = R.POPULAR if code == R.POPULAR_IN_SEGMENT else base
+        self.code_table = np.asarray(
+            [base, R.POPULAR_IN_SEGMENT, R.POPULAR, no_segment, R.NON_PERSONALISED], dtype=object
+        )
+        self.inputs = BlockInputs.of(self.catalog, self.layout)
+        self.customer_ids = population.customer_ids
+        self.positions = np.fromiter(
+            (loaded.customer_position(c) for c in population.customer_ids),
+            dtype=np.int64,
+            count=population.size,
+        )
+        pools = self.inputs.pools
+        self.pool_index = np.fromiter(
+            (pools.index_of(s) for s in population.segments), dtype=np.int64, count=population.size
+        )
+        self.no_segment = np.fromiter(
+            (s is None for s in population.segments), dtype=bool, count=population.size
         )
 
     def score(self, batch_id: str, start: int, stop: int) -> ChunkResult:
         pop = self.population
         rows = slice(start, stop)
-        mask, personalised = gate_block(pop, rows, self.exclude_held)
-        positions = np.fromiter(
-            (self.loaded.customer_position(c) for c in pop.customer_ids[start:stop]),
-            dtype=np.int64,
-            count=stop - start,
-        )
-        limit = candidate_limit(self.k)
+        personalised = pop.consent[rows]
+        positions = self.positions[rows]
         fast = personalised & (positions >= 0) & self.vectorised
-        top = values = None
+        # Personalised customers off the fast path (cold start, fusion) take the live route.
+        block = fast | ~personalised
+        risk = pop.effective_risk[rows].astype(np.int64)
+        holdings: sp.csr_matrix = pop.holdings[rows]
+        scores = None
         if fast.any():
             scores = score_block(self.loaded, self.catalog, self.layout, positions[fast])
-            np.putmask(scores, ~mask[fast], NEG_INF)
-            top, values = top_candidates(scores, limit)
-        fast_row = np.cumsum(fast) - 1
-        out: list[Row] = []
-        outcomes: dict[str, int] = {}
-        service = self.service
-        for i in range(stop - start):
-            profile = pop.profile(start + i)
-            decision = Gate(mask[i], bool(personalised[i]), int(pop.effective_risk[start + i]))
-            if fast[i]:
-                assert top is not None and values is not None
-                j = int(fast_row[i])
-                keep = top[j] >= 0
-                base = self.base_reasons if profile.segment is not None else self.no_segment_reasons
-                cands = C.Candidates(
-                    top[j][keep],
-                    values[j][keep],
-                    None,
-                    self.loaded.strategy,
-                    self.loaded.version,
-                    "live",
-                    default_reasons=base,
-                )
-            else:
-                if decision.personalised and positions[i] < 0 and self.read_profile is not None:
-                    # Cold start scores declared attributes, so read the full profile as live does.
-                    profile = self.read_profile(profile.customer_id)  # type: ignore[operator]
-                cands = service._candidates(
-                    profile.customer_id, profile, decision, self.catalog, self.request, limit
-                )
-            items = service._assemble(
-                cands, decision, self.catalog, self.request, profile, self.as_of
+        pool_index = np.where(fast, self.pool_index[rows], 0)
+        lists = score_lists(
+            self.inputs,
+            scores,
+            fast,
+            risk,
+            holdings,
+            pool_index,
+            self.k,
+            self.service.settings.category_cap,
+            self.exclude_held,
+        )
+        lengths = (lists.positions >= 0).sum(axis=1)
+        # Reason codes per item: 0..2 by source, 3 a candidate without a segment, 4 consent-less.
+        code_id = lists.source.astype(np.int64)
+        no_segment = fast & self.no_segment[rows]
+        code_id[no_segment[:, None] & (code_id == FROM_CANDIDATES)] = 3
+        code_id[~personalised] = 4
+        r, c = np.nonzero((lists.positions >= 0) & block[:, None])
+        ids = self.customer_ids[start:stop]
+        out: list[Row] = list(
+            zip(
+                [batch_id] * r.size,
+                np.asarray(ids, dtype=object)[r].tolist(),
+                (c + 1).tolist(),
+                self.catalog.product_ids[lists.positions[r, c]].tolist(),
+                [round(x, 6) for x in lists.scores[r, c].tolist()],
+                self.code_table[code_id[r, c]].tolist(),
+                strict=True,
             )
-            if not items:
-                outcome = NO_ELIGIBLE_PRODUCT
-            elif not decision.personalised:
-                outcome = NON_PERSONALISED
-            elif cands.served_from == "fallback":
-                outcome = FALLBACK
-            elif positions[i] < 0:
-                outcome = COLD_START
-            else:
-                outcome = PERSONALISED
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
-            cid = profile.customer_id
-            for item in items:
-                codes = "|".join(r["code"] for r in item.reasons)
-                out.append((batch_id, cid, item.rank, item.product_id, item.score, codes))
+        )
+        outcomes: dict[str, int] = {}
+        empty = int((block & (lengths == 0)).sum())
+        for name, count in (
+            (NO_ELIGIBLE_PRODUCT, empty),
+            (PERSONALISED, int((fast & (lengths > 0)).sum())),
+            (NON_PERSONALISED, int((~personalised & (lengths > 0)).sum())),
+        ):
+            if count:
+                outcomes[name] = count
+        live = np.flatnonzero(~block)
+        if live.size:
+            out = self._merge_live(batch_id, start, live, r, out, outcomes)
         return ChunkResult(out, outcomes)
+
+    def _merge_live(
+        self,
+        batch_id: str,
+        start: int,
+        live: np.ndarray,
+        block_rows: np.ndarray,
+        block_out: list[Row],
+        outcomes: dict[str, int],
+    ) -> list[Row]:
+        """Score the customers the block path does not cover one by one through the live
+        service, and merge their rows in customer order."""
+        bounds = np.searchsorted(block_rows, live).tolist()
+        out: list[Row] = []
+        taken = 0
+        for i, cut in zip(live.tolist(), bounds, strict=True):
+            out.extend(block_out[taken:cut])
+            taken = cut
+            rows, outcome = self._live_rows(batch_id, start + i)
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            out.extend(rows)
+        out.extend(block_out[taken:])
+        return out
+
+    def _live_rows(self, batch_id: str, row: int) -> tuple[list[Row], str]:
+        pop = self.population
+        service = self.service
+        profile = pop.profile(row)
+        decision = Gate(
+            gate_rows(
+                self.inputs.allowed_by_class,
+                pop.effective_risk[row : row + 1].astype(np.int64),
+                pop.holdings[row : row + 1],
+                self.exclude_held,
+            )[0],
+            bool(pop.consent[row]),
+            int(pop.effective_risk[row]),
+        )
+        unknown = self.positions[row] < 0
+        if decision.personalised and unknown and self.read_profile is not None:
+            # Cold start scores declared attributes, so read the full profile as live does.
+            profile = self.read_profile(profile.customer_id)  # type: ignore[operator]
+        limit = candidate_limit(self.k)
+        cands = service._candidates(
+            profile.customer_id, profile, decision, self.catalog, self.request, limit
+        )
+        items = service._assemble(cands, decision, self.catalog, self.request, profile, self.as_of)
+        if not items:
+            outcome = NO_ELIGIBLE_PRODUCT
+        elif not decision.personalised:
+            outcome = NON_PERSONALISED
+        elif cands.served_from == "fallback":
+            outcome = FALLBACK
+        elif unknown:
+            outcome = COLD_START
+        else:
+            outcome = PERSONALISED
+        cid = profile.customer_id
+        rows = [
+            (
+                batch_id,
+                cid,
+                item.rank,
+                item.product_id,
+                item.score,
+                "|".join(r["code"] for r in item.reasons),
+            )
+            for item in items
+        ]
+        return rows, outcome

@@ -1,0 +1,176 @@
+"""The serving list assembly for a block of customers at once: caps, backfill and reason sources.
+
+:meth:`RecommendationService._assemble` builds one customer's list from ranked candidates:
+take candidates best first under the per-category cap, then fill to ``k`` from the popularity
+pool (the customer's segment list, then the overall list) within the caps, then without them.
+Here the same rules run as array operations over a block of customers, so a batch run spends
+no Python per customer except to format its rows. Without campaign promotions (a batch never
+bakes them in) the result is the same list, item for item; the parity tests hold them equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.services.recommend.catalog import CatalogSnapshot
+from recommenders.policy import category_cap_take
+
+# Where an item of a block list came from (decides its score and reason codes).
+FROM_CANDIDATES = 0
+FROM_SEGMENT = 1
+FROM_POPULAR = 2
+
+
+@dataclass(frozen=True)
+class Pool:
+    """One popularity pool in backfill order, as ``candidates.popular`` walks it."""
+
+    order: np.ndarray  # int64 catalogue positions, best first, no repeats
+    scores: np.ndarray  # float32 per entry of ``order`` (what the service would report)
+    source: np.ndarray  # int8 per entry: FROM_SEGMENT or FROM_POPULAR
+
+
+@dataclass(frozen=True)
+class Pools:
+    """The overall pool (index 0) and one pool per segment with take-up (index 1..)."""
+
+    pools: list[Pool]
+    segment_index: dict[str, int]
+
+    def index_of(self, segment: str | None) -> int:
+        return self.segment_index.get(segment, 0) if segment is not None else 0
+
+
+def _pool(lists: list[tuple[np.ndarray, np.ndarray, int]]) -> Pool:
+    order: list[int] = []
+    scores: list[float] = []
+    source: list[int] = []
+    seen: set[int] = set()
+    for positions, values, code in lists:
+        for pos in positions.tolist():
+            if pos in seen:
+                continue
+            seen.add(pos)
+            order.append(pos)
+            scores.append(float(values[pos]))
+            source.append(code)
+    return Pool(
+        np.asarray(order, dtype=np.int64),
+        np.asarray(scores, dtype=np.float32),
+        np.asarray(source, dtype=np.int8),
+    )
+
+
+def build_pools(catalog: CatalogSnapshot) -> Pools:
+    """Every backfill pool of a catalogue snapshot, built once per run (not per customer)."""
+    overall = (catalog.popular_order, catalog.popularity, FROM_POPULAR)
+    pools = [_pool([overall])]
+    index: dict[str, int] = {}
+    for segment in sorted(catalog.segment_order):
+        seg = (catalog.segment_order[segment], catalog.segment_popularity[segment], FROM_SEGMENT)
+        index[segment] = len(pools)
+        pools.append(_pool([seg, overall]))
+    return Pools(pools, index)
+
+
+@dataclass
+class BlockLists:
+    """Final lists of a block: row ``i`` holds customer ``i``'s items left-aligned, -1 padded."""
+
+    positions: np.ndarray  # int64 (n x k)
+    scores: np.ndarray  # float32 (n x k)
+    source: np.ndarray  # int8 (n x k): FROM_CANDIDATES / FROM_SEGMENT / FROM_POPULAR
+
+
+def _place(
+    out: BlockLists,
+    rows: np.ndarray,
+    start: np.ndarray,
+    take: np.ndarray,
+    positions: np.ndarray,
+    scores: np.ndarray,
+    source: np.ndarray,
+) -> np.ndarray:
+    """Append the taken entries of each row after its ``start`` items; returns the new counts."""
+    r, c = np.nonzero(take)
+    counts = take.sum(axis=1)
+    if r.size:
+        first = np.cumsum(counts) - counts  # index in (r, c) of each row's first taken entry
+        slot = start[r] + np.arange(r.size) - first[r]
+        out.positions[rows[r], slot] = positions[r, c] if positions.ndim == 2 else positions[c]
+        out.scores[rows[r], slot] = scores[r, c]
+        out.source[rows[r], slot] = source[r, c] if source.ndim == 2 else source[c]
+    return np.asarray(start + counts)
+
+
+def assemble_block(
+    top: np.ndarray,
+    values: np.ndarray,
+    allowed: np.ndarray,
+    pool_index: np.ndarray,
+    pools: Pools,
+    categories: np.ndarray,
+    k: int,
+    cap: int | None,
+) -> BlockLists:
+    """Lists for a block from ranked candidates (``top``/``values``, -1 / -inf padded).
+
+    ``allowed`` is the gate (customers x catalogue), ``pool_index`` each customer's backfill
+    pool (:meth:`Pools.index_of`), ``categories`` the category code per catalogue position.
+    """
+    n = top.shape[0]
+    out = BlockLists(
+        np.full((n, k), -1, dtype=np.int64),
+        np.zeros((n, k), dtype=np.float32),
+        np.zeros((n, k), dtype=np.int8),
+    )
+    every = np.arange(n)
+    n_cats = int(categories.max()) + 1 if categories.size else 1
+    # The gate is re-applied to the candidates, as the service does whatever the source said.
+    valid = top >= 0
+    valid &= np.take_along_axis(allowed, np.where(valid, top, 0), axis=1)
+    taken = category_cap_take(categories[np.where(valid, top, 0)], valid, None, np.full(n, k), cap)
+    got = _place(
+        out, every, np.zeros(n, dtype=np.int64), taken, top, values, np.zeros_like(top, np.int8)
+    )
+    short = np.flatnonzero(got < k)
+    if short.size == 0:
+        return out
+    for p in np.unique(pool_index[short]).tolist():
+        rows = short[pool_index[short] == p]
+        pool = pools.pools[p]
+        have = out.positions[rows]
+        held = have >= 0
+        # Candidates keep their own score and reasons when backfill takes them (uncapped pass).
+        cand_score = np.full((rows.size, allowed.shape[1]), np.nan, dtype=np.float32)
+        r_c, c_c = np.nonzero(valid[rows])
+        cand_score[r_c, top[rows][r_c, c_c]] = values[rows][r_c, c_c]
+        chosen = np.zeros((rows.size, allowed.shape[1]), dtype=bool)
+        r_h, c_h = np.nonzero(held)
+        chosen[r_h, have[r_h, c_h]] = True
+        avail = allowed[rows][:, pool.order] & ~chosen[:, pool.order]
+        counts = np.zeros((rows.size, n_cats), dtype=np.int32)
+        np.add.at(counts, (r_h, categories[have[r_h, c_h]]), 1)
+        need = k - got[rows]
+        local_scores = np.where(
+            np.isnan(cand_score[:, pool.order]), pool.scores, cand_score[:, pool.order]
+        )
+        local_source = np.where(
+            np.isnan(cand_score[:, pool.order]), pool.source, np.int8(FROM_CANDIDATES)
+        ).astype(np.int8)
+        pool_cats = categories[pool.order]
+        passes = [cap, None] if cap is not None else [None]
+        start = got[rows]
+        for limit in passes:
+            take = category_cap_take(pool_cats, avail, counts, need, limit)
+            start = _place(out, rows, start, take, pool.order, local_scores, local_source)
+            avail &= ~take
+            need = k - start
+            if limit is not None:
+                counts = counts.copy()
+                r_t, c_t = np.nonzero(take)
+                np.add.at(counts, (r_t, pool_cats[c_t]), 1)
+        got[rows] = start
+    return out
