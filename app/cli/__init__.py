@@ -6,6 +6,7 @@ import typer
 
 from app.cli import campaigns as campaigns_cli
 from app.cli import db, openapi, serve
+from app.cli import decisions as decisions_cli
 from app.cli import evaluate as evaluate_cli
 from app.cli import experiments as experiments_cli
 from app.cli import generate as generate_cli
@@ -34,6 +35,7 @@ generate_cli.register(cli)
 precompute_cli.register(cli)
 campaigns_cli.register(cli)
 keys_cli.register(cli)
+decisions_cli.register(cli)
 
 
 def main() -> None:
