@@ -197,8 +197,11 @@ def _lookup(session_factory: sessionmaker[Session], token: str) -> Principal | N
     with session_factory() as session:
         principal = verify_token(session, token)
         if principal is not None:
-            # Once per cache fill, not per request: at most one write per key per TTL.
-            touch_last_used(session, principal.key_id, utcnow())
+            # Best effort: a busy or read-only database must not turn a valid key away.
+            try:
+                touch_last_used(session, principal.key_id, utcnow())
+            except SQLAlchemyError:
+                session.rollback()
         return principal
 
 
@@ -243,9 +246,7 @@ def require_scope(scope: str) -> Any:
     async def guard(
         request: Request,
         # A default, not ``Annotated``: annotations are strings here and cannot see ``scope``.
-        credentials: HTTPAuthorizationCredentials | None = Security(
-            bearer_scheme, scopes=[scope]
-        ),
+        credentials: HTTPAuthorizationCredentials | None = Security(bearer_scheme, scopes=[scope]),
     ) -> Principal:
         return await check(request, scope, credentials.credentials if credentials else None)
 

@@ -14,7 +14,7 @@ import hmac
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -177,9 +177,17 @@ def verify_token(session: Session, token: str) -> Principal | None:
     return Principal(row.id, row.name, frozenset(row.scopes.split()))
 
 
+LAST_USED_RESOLUTION = timedelta(minutes=5)
+"""``last_used_at`` is kept to this precision, so most cache fills write nothing."""
+
+
 def touch_last_used(session: Session, key_id: str, when: datetime) -> None:
-    """Record when a key was last seen (called at most once per cache fill, not per request)."""
-    row = session.get(ApiKey, key_id)
-    if row is not None:
-        row.last_used_at = when
-        session.commit()
+    """Record when a key was last seen: called on a cache fill (never per request), and only
+    written when the stored time is older than :data:`LAST_USED_RESOLUTION`."""
+    row = session.get(ApiKey, key_id)  # usually already loaded by verify_token: no query
+    if row is None:
+        return
+    if row.last_used_at is not None and when - row.last_used_at < LAST_USED_RESOLUTION:
+        return
+    row.last_used_at = when
+    session.commit()
