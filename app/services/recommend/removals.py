@@ -43,7 +43,8 @@ def removed_products(
     head = catalog.popular_order[:k]
     blocked = head[~decision.allowed[head]]
     if dropped.size:
-        blocked = np.concatenate((dropped, blocked))
+        # -1 is a source's padding for a product the catalogue lacks (never served either).
+        blocked = np.concatenate((dropped[dropped >= 0], blocked))
     ids = catalog.product_ids
     rules: dict[int, str] = {}
     if blocked.size:
@@ -77,7 +78,7 @@ def skipped_by_cap(order: list[int], chosen: list[int], pinned: list[int], k: in
         order = order[: order.index(chosen[-1])]
     taken = set(chosen)
     taken.update(pinned)
-    return [p for p in order if p not in taken]
+    return [p for p in order if p >= 0 and p not in taken]
 
 
 def policy_version(settings: Settings) -> str:

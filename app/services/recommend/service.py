@@ -193,6 +193,10 @@ class RecommendationService:
         items, dropped, capped = self._assemble_parts(
             cands, decision, catalog, request, profile, now
         )
+        listed = cands.extra.get("listed")
+        if listed:  # a batch list: what the gate drops from it now was removed from this list
+            dropped = catalog.positions(listed)  # type: ignore[arg-type]
+            dropped = dropped[~decision.allowed[dropped]]
         removed = removed_products(
             decision, catalog, profile, exclude_held, k, dropped, capped, items
         )
@@ -265,7 +269,9 @@ class RecommendationService:
         if entry is not None:
             loaded = self.models.get(entry.strategy)
             if loaded is None or loaded.version == entry.model_version:
-                return C.from_precomputed(entry, catalog, decision.allowed)
+                cands = C.from_precomputed(entry, catalog, decision.allowed)
+                cands.extra["listed"] = entry.product_ids  # the batch's ranking, for removals
+                return cands
         loaded = self.models.choose(request.strategy, self.settings.default_strategy)
         tried: set[str] = set()
         if loaded is not None:
