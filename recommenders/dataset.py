@@ -375,8 +375,8 @@ class Dataset:
         ids = pd.Index(sorted(interactions["customer_id"].astype(str).unique()))
         rows = ids.get_indexer(interactions["customer_id"].astype(str))
         cols = self.product_ids.to_index(interactions["product_id"])
-        weight = interactions["event_type"].astype(str).map(self.config.event_weights)
-        weight = weight.fillna(0.0).to_numpy(dtype=np.float32)
+        mapped = interactions["event_type"].astype(str).map(self.config.event_weights)
+        weight = mapped.fillna(0.0).to_numpy(dtype=np.float32)
         keep = (cols >= 0) & (weight > 0)
         matrix = sp.csr_matrix(
             (weight[keep], (rows[keep], cols[keep])),

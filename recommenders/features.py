@@ -75,8 +75,9 @@ class FeatureEncoder(BaseModel):
             if counts.empty:
                 continue
             # Deterministic: most frequent first, ties by value; then sorted for readable names.
+            pairs = [(str(value), int(count)) for value, count in counts.items()]
             top = sorted(
-                sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:max_categories],
+                sorted(pairs, key=lambda kv: (-kv[1], kv[0]))[:max_categories],
                 key=lambda kv: kv[0],
             )
             cats.append(column)
@@ -127,9 +128,9 @@ class FeatureEncoder(BaseModel):
         for column, edges in self.numeric_edges.items():
             if column not in frame.columns:
                 continue
-            values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
-            present = ~np.isnan(values)
-            bins = np.digitize(values[present], np.asarray(edges, dtype=np.float64))
+            numbers = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+            present = ~np.isnan(numbers)
+            bins = np.digitize(numbers[present], np.asarray(edges, dtype=np.float64))
             names = np.asarray(_bin_labels(column, edges), dtype=object)
             rows.append(positions[present])
             labels.append(names[bins])
@@ -140,7 +141,7 @@ class FeatureEncoder(BaseModel):
         if not rows:
             return sp.csr_matrix((n, len(self.names)), dtype=np.float32)
         row = np.concatenate(rows)
-        col = lookup.get_indexer(np.concatenate(labels))
+        col = lookup.get_indexer(pd.Index(np.concatenate(labels)))
         keep = col >= 0
         matrix = sp.csr_matrix(
             (np.ones(int(keep.sum()), dtype=np.float32), (row[keep], col[keep])),

@@ -99,7 +99,8 @@ class BankStream:
 
 
 def _frame(tables: list[pa.Table]) -> pd.DataFrame:
-    return pa.concat_tables(tables).to_pandas(date_as_object=False)
+    frame: pd.DataFrame = pa.concat_tables(tables).to_pandas(date_as_object=False)
+    return frame
 
 
 def generate_bank(
