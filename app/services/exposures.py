@@ -84,7 +84,11 @@ def _insert(session: Session, rows: list[ExposureRow]) -> None:
                 row["experiment"],
                 row["variant"],
                 orjson.dumps(row["items"]).decode(),
-                served_at.replace(tzinfo=None) if sqlite else served_at,
+                # SQLite: SQLAlchemy's text form, microseconds always written, so times compare
+                # as text exactly as the ORM's own (sqlite3 would drop ".000000").
+                served_at.replace(tzinfo=None).isoformat(" ", "microseconds")
+                if sqlite
+                else served_at,
                 # Rows queued by an older builder lack the decision-record fields.
                 row.get("policy_version"),
                 row.get("basis"),
