@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -62,7 +62,14 @@ class PromotionBook:
             return False
         try:
             with self._session_factory() as session:
-                rows = session.scalars(select(Campaign).where(Campaign.enabled.is_(True))).all()
+                # Campaigns are ended, never deleted: leave the finished ones in the database so
+                # the list each request scans stays as short as what can still apply.
+                now = datetime.now(UTC)
+                query = select(Campaign).where(
+                    Campaign.enabled.is_(True),
+                    or_(Campaign.ends_at.is_(None), Campaign.ends_at > now),
+                )
+                rows = session.scalars(query).all()
                 promotions = tuple(
                     Promotion(
                         product_id=r.product_id,

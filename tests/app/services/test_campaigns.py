@@ -144,3 +144,15 @@ def test_the_promotion_book_serves_what_administration_wrote(
     assert book.active("email", datetime.now(UTC)) == []
     campaigns.end(session, made.id)
     assert book.refresh() and book.active("home", datetime.now(UTC)) == []
+
+
+def test_the_promotion_book_leaves_finished_campaigns_in_the_database(
+    session: Session, session_factory: sessionmaker[Session]
+) -> None:
+    live = campaigns.create(session, new(boost=1.0), now=NOW)
+    finished = campaigns.create(session, new(name="autumn", product_id="P02", pin_rank=1), now=NOW)
+    campaigns.end(session, finished.id)
+    book = PromotionBook(session_factory)
+    assert book.refresh()
+    assert [p.product_id for p in book.current] == ["P01"]
+    assert campaigns.read(session, live.id).status == "live"
