@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.services.errors import DomainError
@@ -128,6 +129,17 @@ async def _nothing_to_serve_handler(request: Request, exc: Exception) -> JSONRes
     )
 
 
+async def _data_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value that validation let through (a NUL byte inside a JSON
+    # string, a number out of the column's range): the client's input, so a 422, not a 500.
+    return problem_response(
+        422,
+        "invalid-value",
+        "a value in the request cannot be stored or compared by the database",
+        instance=request.url.path,
+    )
+
+
 async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(
         500, "internal-error", "an internal error occurred", instance=request.url.path
@@ -140,4 +152,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(DomainError, _domain_handler)
     app.add_exception_handler(NothingToServe, _nothing_to_serve_handler)
+    app.add_exception_handler(DataError, _data_error_handler)
     app.add_exception_handler(Exception, _unhandled_handler)

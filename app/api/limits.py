@@ -1,6 +1,10 @@
-"""Request body size limit: an oversized body is refused with 413 problem+json before parsing."""
+"""Request limits: an oversized body is refused with 413 problem+json before parsing, and a NUL
+character in the path or query with the usual 422 validation problem (no id or value may hold
+one, and PostgreSQL cannot store or even compare text containing it)."""
 
 from __future__ import annotations
+
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,6 +27,9 @@ class BodySizeLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
+            await _nul_refused(scope, receive, send)
             return
         length: int | None = None
         chunked = False
@@ -68,3 +75,25 @@ class BodySizeLimit:
             headers={"Connection": "close"},
         )
         await response(scope, receive, send)
+
+
+async def _nul_refused(scope: Scope, receive: Receive, send: Send) -> None:
+    fields = [
+        name
+        for name, value in parse_qsl(scope["query_string"].decode("latin-1"), True)
+        if "\x00" in name or "\x00" in value
+    ]
+    located = [("query", name.replace("\x00", "")) for name in fields]
+    if "\x00" in scope["path"] or not located:
+        located.insert(0, ("path", "path"))
+    response = problem_response(
+        422,
+        "validation-error",
+        f"invalid request: {', '.join(sorted({name for _, name in located}))}",
+        instance=scope["path"].replace("\x00", "%00"),
+        errors=[
+            {"field": name, "location": where, "message": "must not contain a NUL character"}
+            for where, name in located
+        ],
+    )
+    await response(scope, receive, send)
