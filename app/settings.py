@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     auth_negative_cache_size: int = Field(default=10_000, ge=0)
     rate_limit_per_second: float = Field(default=0.0, ge=0)  # per key, per process; 0 = unlimited
     rate_limit_burst: int = Field(default=100, ge=1)
+    oauth_issuer: str | None = None  # OAuth2 JWTs: all three set, or none
+    oauth_audience: str | None = None
+    oauth_jwks_url: str | None = None
 
     # Serving (recommendations)
     default_strategy: str = "fusion"
@@ -85,6 +88,11 @@ class Settings(BaseSettings):
             raise ValueError("FINREC_SECRET_KEY must be set to a real secret in production")
         if self.environment == "production" and not self.auth_enabled:
             raise ValueError("FINREC_AUTH_ENABLED=false is refused in production")
+        oauth = (self.oauth_issuer, self.oauth_audience, self.oauth_jwks_url)
+        if any(oauth) and not all(oauth):
+            raise ValueError(
+                "FINREC_OAUTH_ISSUER, FINREC_OAUTH_AUDIENCE and FINREC_OAUTH_JWKS_URL go together"
+            )
         return self
 
     @property

@@ -35,9 +35,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.errors import ProblemError
+from app.api.oauth import JwtVerifier, KeySetUnavailable
 from app.db.base import utcnow
 from app.schemas.problems import problem_responses
 from app.services.keys import (
+    PREFIX,
     SCOPE_ADMIN,
     SCOPE_EVENTS,
     SCOPE_READ,
@@ -120,6 +122,7 @@ class Authenticator:
         self._refused: dict[bytes, float] = {}
         self._buckets: dict[str, list[float]] = {}  # key id -> [tokens, last refill]
         self.misses = 0  # database lookups made (tests and benchmarks read it)
+        self.jwt = JwtVerifier.from_settings(settings)  # OAuth2 access tokens, when configured
 
     async def authenticate(
         self, token: str | None, session_factory: sessionmaker[Session]
@@ -138,9 +141,14 @@ class Authenticator:
         if refused is not None and refused > now:
             raise _unauthorized()
         self.misses += 1
+        expires = None
         try:
-            principal = await asyncio.to_thread(_lookup, session_factory, token)
-        except SQLAlchemyError:
+            if self.jwt is not None and not token.startswith(PREFIX):
+                verified = await asyncio.to_thread(self.jwt.verify, token)
+                principal, expires = verified if verified else (None, None)
+            else:
+                principal = await asyncio.to_thread(_lookup, session_factory, token)
+        except (SQLAlchemyError, KeySetUnavailable):
             if hit is not None:  # stale but known: keep serving it through the outage
                 self._valid[digest] = (hit[0], now + self.ttl)
                 return hit[0]
@@ -155,7 +163,8 @@ class Authenticator:
             self._valid.pop(digest, None)
             self._remember_refusal(digest, now)
             raise _unauthorized()
-        self._valid[digest] = (principal, now + self.ttl)
+        # A token is never cached past its own expiry.
+        self._valid[digest] = (principal, min(now + self.ttl, expires or now + self.ttl))
         return principal
 
     def _remember_refusal(self, digest: bytes, now: float) -> None:
