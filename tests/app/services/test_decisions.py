@@ -18,7 +18,12 @@ from app.services.exposures import ExposureLog
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
-def log_rows(session_factory: sessionmaker[Session], customer: str, ages_days: list[float]) -> None:
+def log_rows(
+    session_factory: sessionmaker[Session],
+    customer: str,
+    ages_days: list[float],
+    now: datetime = NOW,
+) -> None:
     """Write records through the exposure log itself (the only writer in production)."""
     log = ExposureLog(session_factory)
     for i, age in enumerate(ages_days):
@@ -35,7 +40,7 @@ def log_rows(session_factory: sessionmaker[Session], customer: str, ages_days: l
                 "experiment": None,
                 "variant": None,
                 "items": [{"product_id": "P1", "rank": 1, "score": 0.5, "reasons": ["popular"]}],
-                "served_at": NOW - timedelta(days=age),
+                "served_at": now - timedelta(days=age),
                 "policy_version": "pv",
                 "basis": "personalised",
                 "risk_class": 3,
