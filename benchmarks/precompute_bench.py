@@ -49,8 +49,10 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from app.jobs.precompute.scoring import candidate_limit, top_candidates
-from recommenders.policy import allowed_mask
+from app.jobs.precompute.scoring import BlockInputs, format_rows, reason_code_ids, score_lists
+from app.services.recommend.catalog import CatalogSnapshot
+
+CATEGORY_CAP = 3  # the serving default (Settings.category_cap)
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -64,6 +66,10 @@ def machine() -> dict[str, Any]:
     }
 
 
+CATEGORIES = ("card", "deposit", "fund", "insurance", "loan")
+SEGMENTS = ("mass", "affluent", "private")
+
+
 def make_data(customers: int, products: int, factors: int, seed: int = 1) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     counts = rng.integers(0, 6, size=customers)
@@ -74,30 +80,70 @@ def make_data(customers: int, products: int, factors: int, seed: int = 1) -> dic
     )
     holdings.sum_duplicates()
     holdings.data[:] = 1.0
+    ids = [f"P{i:04d}" for i in range(products)]
+    catalog = CatalogSnapshot.build(
+        [
+            (pid, pid, CATEGORIES[i % 5], f"R{1 + i % 5}", "active" if rng.random() > 0.1 else "x")
+            for i, pid in enumerate(ids)
+        ],
+        {pid: float(v) for pid, v in zip(ids, rng.integers(0, 5000, size=products), strict=True)},
+        {
+            seg: {p: float(rng.integers(1, 500)) for p in rng.choice(ids, size=products // 3)}
+            for seg in SEGMENTS
+        },
+    )
+    inputs = BlockInputs.of(catalog, None)
+    segment = rng.integers(0, len(SEGMENTS) + 1, size=customers)  # the last: no segment
+    pool_index = np.asarray([inputs.pools.index_of(s) for s in (*SEGMENTS, None)], dtype=np.int64)[
+        segment
+    ]
     return {
         "U": (rng.standard_normal((customers, factors), dtype=np.float32) * 0.1),
         "F": (rng.standard_normal((products, factors), dtype=np.float32) * 0.1),
         "holdings": holdings,
-        "risk": rng.integers(0, 6, size=customers).astype(np.int8),
-        "levels": (1 + np.arange(products) % 5).astype(np.int8),
-        "active": rng.random(products) > 0.1,
+        "risk": rng.integers(0, 6, size=customers).astype(np.int64),
+        "catalog": catalog,
+        "inputs": inputs,
+        "pool_index": pool_index,
+        "no_segment": segment == len(SEGMENTS),
     }
 
 
-def run_finrec(data: dict[str, Any], k: int, chunk: int) -> int:
+def run_finrec(data: dict[str, Any], k: int, chunk: int, rows: bool = False) -> int:
+    """The job's block path (``ChunkScorer.score`` without the database): product, gate
+    (risk penalty row + holdings scatter), top 3k+5 candidates, category caps, backfill from the
+    segment/overall popularity pools, reason codes; with ``rows`` also the batch row tuples."""
     U, F, holdings = data["U"], data["F"], data["holdings"]
     FT = np.ascontiguousarray(F.T)
+    catalog, inputs = data["catalog"], data["inputs"]
     n = U.shape[0]
     kept = 0
+    ids = [f"C{i:07d}" for i in range(chunk)] if rows else []
+    table = np.asarray(["als", "popular_in_segment", "popular", "als", "x"], dtype=object)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
+        every = np.ones(stop - start, dtype=bool)
         scores = U[start:stop] @ FT
-        mask = allowed_mask(
-            data["risk"][start:stop], data["levels"], data["active"], holdings[start:stop]
+        lists = score_lists(
+            inputs,
+            scores,
+            every,
+            data["risk"][start:stop],
+            holdings[start:stop],
+            data["pool_index"][start:stop],
+            k,
+            CATEGORY_CAP,
+            True,
         )
-        np.putmask(scores, ~mask, -np.inf)
-        top, _ = top_candidates(scores, k)
-        kept += int((top[:, 0] >= 0).sum())
+        code_id = reason_code_ids(lists, every, every, data["no_segment"][start:stop])
+        if rows:
+            r, c = np.nonzero(lists.positions >= 0)
+            out = format_rows(
+                "b", ids[: stop - start], r, c, lists, code_id, catalog.product_ids, table
+            )
+            kept += len(out)
+        else:
+            kept += int((lists.positions >= 0).sum())
     return kept
 
 
@@ -127,17 +173,14 @@ def run_implicit(data: dict[str, Any], k: int) -> int:
 
 def core(args: argparse.Namespace) -> dict[str, Any]:
     data = make_data(args.customers, args.products, args.factors)
-    times: dict[str, list[float]] = {"implicit": [], "bare": [], "finrec_k": [], "finrec_wide": []}
+    times: dict[str, list[float]] = {"implicit": [], "bare": [], "finrec": [], "finrec_rows": []}
     with threadpool_limits(1):
         for _ in range(args.repeats):
             for name, fn in (
                 ("implicit", lambda: run_implicit(data, args.k)),
                 ("bare", lambda: run_bare(data, args.k, args.chunk_size)),
-                ("finrec_k", lambda: run_finrec(data, args.k, args.chunk_size)),
-                (
-                    "finrec_wide",
-                    lambda: run_finrec(data, candidate_limit(args.k), args.chunk_size),
-                ),
+                ("finrec", lambda: run_finrec(data, args.k, args.chunk_size)),
+                ("finrec_rows", lambda: run_finrec(data, args.k, args.chunk_size, rows=True)),
             ):
                 tick = time.perf_counter()
                 fn()
@@ -156,10 +199,11 @@ def core(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": times,
         "median_seconds": med,
         "customers_per_second": {name: n / s for name, s in med.items()},
-        "finrec_k_speedup_vs_implicit": med["implicit"] / med["finrec_k"],
-        "finrec_k_slowdown_vs_bare": med["finrec_k"] / med["bare"],
-        "finrec_wide_speedup_vs_implicit": med["implicit"] / med["finrec_wide"],
-        "finrec_wide_slowdown_vs_bare": med["finrec_wide"] / med["bare"],
+        "finrec_speedup_vs_implicit": med["implicit"] / med["finrec"],
+        "finrec_slowdown_vs_bare": med["finrec"] / med["bare"],
+        "finrec_rows_speedup_vs_implicit": med["implicit"] / med["finrec_rows"],
+        "finrec_rows_slowdown_vs_bare": med["finrec_rows"] / med["bare"],
+        "uptime_after": os.getloadavg(),
     }
 
 
@@ -179,7 +223,7 @@ def rss(args: argparse.Namespace) -> dict[str, Any]:
     Path("/proc/self/clear_refs").write_text("5")
     before = _status_mib("VmRSS")
     with threadpool_limits(1):
-        run_finrec(data, candidate_limit(args.k), args.chunk_size)
+        run_finrec(data, args.k, args.chunk_size, rows=True)
     peak = _status_mib("VmHWM")
     return {
         "mode": "rss",

@@ -42,6 +42,18 @@ class Pools:
     def index_of(self, segment: str | None) -> int:
         return self.segment_index.get(segment, 0) if segment is not None else 0
 
+    def packed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(start offsets, orders, scores, sources)`` of every pool, concatenated."""
+        sizes = [p.order.shape[0] for p in self.pools]
+        start = np.zeros(len(sizes) + 1, dtype=np.int64)
+        start[1:] = np.cumsum(sizes)
+        return (
+            start,
+            np.concatenate([p.order for p in self.pools]).astype(np.int64),
+            np.concatenate([p.scores for p in self.pools]).astype(np.float32),
+            np.concatenate([p.source for p in self.pools]).astype(np.int8),
+        )
+
 
 def _pool(lists: list[tuple[np.ndarray, np.ndarray, int]]) -> Pool:
     order: list[int] = []

@@ -21,6 +21,7 @@ from app.jobs.precompute.block import (
     assemble_block,
     build_pools,
 )
+from app.jobs.precompute.kernel import block_lists
 from app.jobs.precompute.population import Population
 from app.services.model_store import LoadedModel
 from app.services.recommend import reasons as R
@@ -155,17 +156,20 @@ class BlockInputs:
     penalty: np.ndarray  # float32 (6 x catalogue): 0 allowed, -inf not (unknown products too)
     categories: np.ndarray  # int64 category code per position
     pools: Pools
+    packed: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # pools for the kernel
 
     @classmethod
     def of(cls, catalog: CatalogSnapshot, layout: FactorLayout | None) -> BlockInputs:
         penalty = penalty_by_risk_class(catalog.risk_level, catalog.active)
         if layout is not None:
             penalty[:, layout.unknown] = NEG_INF
+        pools = build_pools(catalog)
         return cls(
-            catalog.allowed_by_class,
+            np.ascontiguousarray(catalog.allowed_by_class, dtype=np.bool_),
             penalty,
             np.asarray(catalog.category_list, dtype=np.int64),
-            build_pools(catalog),
+            pools,
+            pools.packed(),
         )
 
 
@@ -183,8 +187,59 @@ def score_lists(
     """Final lists for a block: gate, top candidates, caps, backfill. What the job runs.
 
     ``scores`` are raw model scores for the rows where ``scored`` is set (the others get no
-    candidates: popularity only, as non-personalised customers do).
+    candidates: popularity only, as non-personalised customers do). One compiled pass per row
+    (:mod:`app.jobs.precompute.kernel`); :func:`score_lists_reference` is the same in numpy.
     """
+    positions, values, source, tied = block_lists(
+        scores,
+        scored,
+        risk,
+        holdings.indptr,
+        holdings.indices,
+        exclude_held,
+        inputs.allowed_by_class,
+        inputs.penalty,
+        inputs.categories,
+        k,
+        candidate_limit(k),
+        cap,
+        pool_index,
+        inputs.packed,
+    )
+    lists = BlockLists(positions, values, source)
+    if tied.any():
+        # Rare (e.g. a customer whose factors are all zero): rank those rows as the live path.
+        rows = np.flatnonzero(tied)
+        assert scores is not None
+        again = score_lists_reference(
+            inputs,
+            scores[(np.cumsum(scored) - 1)[rows]],
+            np.ones(rows.size, dtype=bool),
+            risk[rows],
+            holdings[rows],
+            pool_index[rows],
+            k,
+            cap,
+            exclude_held,
+        )
+        lists.positions[rows] = again.positions
+        lists.scores[rows] = again.scores
+        lists.source[rows] = again.source
+    return lists
+
+
+def score_lists_reference(
+    inputs: BlockInputs,
+    scores: np.ndarray | None,
+    scored: np.ndarray,
+    risk: np.ndarray,
+    holdings: sp.csr_matrix,
+    pool_index: np.ndarray,
+    k: int,
+    cap: int | None,
+    exclude_held: bool,
+) -> BlockLists:
+    """:func:`score_lists` as array operations (the readable form the tests compare against)."""
     n = risk.shape[0]
     limit = candidate_limit(k)
     allowed = gate_rows(inputs.allowed_by_class, risk, holdings, exclude_held)
@@ -193,9 +248,44 @@ def score_lists(
     values = np.full((n, width), NEG_INF, dtype=np.float32)
     if scores is not None and scored.any():
         part = holdings if scored.all() else holdings[np.flatnonzero(scored)]
-        gated = gated_scores(scores, inputs.penalty, risk[scored], part, exclude_held)
+        gated = gated_scores(scores.copy(), inputs.penalty, risk[scored], part, exclude_held)
         top[scored], values[scored] = top_candidates(gated, limit)
     return assemble_block(top, values, allowed, pool_index, inputs.pools, inputs.categories, k, cap)
+
+
+def reason_code_ids(
+    lists: BlockLists, fast: np.ndarray, personalised: np.ndarray, no_segment: np.ndarray
+) -> np.ndarray:
+    """Per item, which reason codes it carries (an index into :attr:`ChunkScorer.code_table`):
+    0..2 by source, 3 a candidate of a customer without a segment, 4 without consent."""
+    code_id = lists.source.astype(np.int64)
+    code_id[(fast & no_segment)[:, None] & (code_id == FROM_CANDIDATES)] = 3
+    code_id[~personalised] = 4
+    return code_id
+
+
+def format_rows(
+    batch_id: str,
+    customer_ids: list[str],
+    r: np.ndarray,
+    c: np.ndarray,
+    lists: BlockLists,
+    code_id: np.ndarray,
+    product_ids: np.ndarray,
+    code_table: np.ndarray,
+) -> list[Row]:
+    """The batch rows of items ``(r, c)`` (row-major order), scores rounded as the API does."""
+    return list(
+        zip(
+            [batch_id] * r.size,
+            np.asarray(customer_ids, dtype=object)[r].tolist(),
+            (c + 1).tolist(),
+            product_ids[lists.positions[r, c]].tolist(),
+            [round(x, 6) for x in lists.scores[r, c].tolist()],
+            code_table[code_id[r, c]].tolist(),
+            strict=True,
+        )
+    )
 
 
 @dataclass
@@ -275,23 +365,17 @@ class ChunkScorer:
             self.exclude_held,
         )
         lengths = (lists.positions >= 0).sum(axis=1)
-        # Reason codes per item: 0..2 by source, 3 a candidate without a segment, 4 consent-less.
-        code_id = lists.source.astype(np.int64)
-        no_segment = fast & self.no_segment[rows]
-        code_id[no_segment[:, None] & (code_id == FROM_CANDIDATES)] = 3
-        code_id[~personalised] = 4
+        code_id = reason_code_ids(lists, fast, personalised, self.no_segment[rows])
         r, c = np.nonzero((lists.positions >= 0) & block[:, None])
-        ids = self.customer_ids[start:stop]
-        out: list[Row] = list(
-            zip(
-                [batch_id] * r.size,
-                np.asarray(ids, dtype=object)[r].tolist(),
-                (c + 1).tolist(),
-                self.catalog.product_ids[lists.positions[r, c]].tolist(),
-                [round(x, 6) for x in lists.scores[r, c].tolist()],
-                self.code_table[code_id[r, c]].tolist(),
-                strict=True,
-            )
+        out = format_rows(
+            batch_id,
+            self.customer_ids[start:stop],
+            r,
+            c,
+            lists,
+            code_id,
+            self.catalog.product_ids,
+            self.code_table,
         )
         outcomes: dict[str, int] = {}
         empty = int((block & (lengths == 0)).sum())

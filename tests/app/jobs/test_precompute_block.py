@@ -77,3 +77,55 @@ def test_block_gate_equals_allowed_mask_and_the_penalty_table() -> None:
         )
         assert np.array_equal(np.isfinite(gated), expected)
         assert np.array_equal(gated[expected], scores[expected])
+
+
+def _random_block(seed: int, products: int = 40, n: int = 400) -> dict[str, object]:
+    from app.jobs.precompute.scoring import BlockInputs
+    from app.services.recommend.catalog import CatalogSnapshot
+
+    rng = np.random.default_rng(seed)
+    ids = [f"P{i:03d}" for i in range(products)]
+    cats = ("a", "b", "c", "d")
+    catalog = CatalogSnapshot.build(
+        [
+            (pid, pid, cats[int(rng.integers(0, 4))], f"R{rng.integers(1, 6)}", "active")
+            if rng.random() > 0.1
+            else (pid, pid, "a", "R1", "closed")
+            for pid in ids
+        ],
+        {pid: float(rng.integers(0, 50)) for pid in ids},
+        {"s1": {pid: float(rng.integers(1, 9)) for pid in rng.choice(ids, size=products // 3)}},
+    )
+    inputs = BlockInputs.of(catalog, None)
+    # Scores rounded so some ties happen (inside the candidates they rank by position; across
+    # the cut the row is ranked by the array form), some rows unscored.
+    scores = np.round(rng.standard_normal((n, products)), 2).astype(np.float32)
+    return {
+        "inputs": inputs,
+        "scores": scores,
+        "scored": rng.random(n) > 0.2,
+        "risk": rng.integers(0, 6, size=n).astype(np.int64),
+        "holdings": sp.csr_matrix((rng.random((n, products)) > 0.8).astype(np.int8)),
+        "pool_index": rng.integers(0, 2, size=n).astype(np.int64),
+    }
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(
+    ("k", "cap", "exclude_held"), [(6, 2, True), (20, 3, True), (9, None, False)]
+)
+def test_compiled_block_equals_the_array_form(
+    seed: int, k: int, cap: int | None, exclude_held: bool
+) -> None:
+    from app.jobs.precompute.scoring import score_lists, score_lists_reference
+
+    data = _random_block(seed)
+    scored = data["scored"]
+    assert isinstance(scored, np.ndarray) and isinstance(data["scores"], np.ndarray)
+    args = {**data, "scores": data["scores"][scored]}
+    got = score_lists(**args, k=k, cap=cap, exclude_held=exclude_held)  # type: ignore[arg-type]
+    want = score_lists_reference(**args, k=k, cap=cap, exclude_held=exclude_held)  # type: ignore[arg-type]
+    assert np.array_equal(got.positions, want.positions)
+    assert np.array_equal(got.scores, want.scores)
+    assert np.array_equal(got.source, want.source)
+    assert (got.positions >= 0).sum() > 0.5 * got.positions.size  # lists are mostly full
