@@ -82,8 +82,21 @@ async def _problem_handler(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_BODY_PARSE_FAILED = "There was an error parsing the body"
+
+
 async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _BODY_PARSE_FAILED:
+        # FastAPI answers 400 for a body that is not UTF-8 but 422 for one that is not JSON;
+        # both are the same client mistake, so both get the documented validation problem.
+        return problem_response(
+            422,
+            "validation-error",
+            "invalid request: body",
+            instance=request.url.path,
+            errors=[{"field": "body", "location": "body", "message": "body is not valid JSON"}],
+        )
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     return problem_response(
         exc.status_code,
