@@ -21,51 +21,75 @@ if TYPE_CHECKING:
     from app.services.recommend.service import Gate, Item
 
 
-def removed_products(
+def explain_blocked(
+    decision: Gate,
+    catalog: CatalogSnapshot,
+    profile: Profile | None,
+    exclude_held: bool,
+    positions: np.ndarray,
+) -> list[tuple[int, str]]:
+    """``(position, rule)`` for each of ``positions`` the gate blocks, with the first rule
+    broken (:func:`~recommenders.policy.removal_codes`); allowed positions are left out."""
+    # -1 is a source's padding for a product the catalogue lacks (never served either).
+    positions = positions[positions >= 0]
+    if not positions.size:
+        return []
+    where = positions.tolist()
+    ids = catalog.product_ids
+    held = profile.held if profile is not None else frozenset[str]()
+    held_mask = np.fromiter((ids[p] in held for p in where), bool, len(where))
+    codes = removal_codes(
+        decision.risk_class,
+        catalog.risk_level[positions],
+        catalog.active[positions],
+        held_mask,
+        exclude_held=exclude_held,
+    )
+    return [(pos, REMOVAL_RULES[c]) for pos, c in zip(where, codes.tolist(), strict=True) if c]
+
+
+def head_removals(
     decision: Gate,
     catalog: CatalogSnapshot,
     profile: Profile | None,
     exclude_held: bool,
     k: int,
-    dropped: np.ndarray,
+) -> list[tuple[int, str]]:
+    """The gate's removals among the top ``k`` of the catalogue's popularity ranking.
+
+    They depend only on the gate decision and ``k``, so the service keeps them with its cached
+    gate; docs/decisions.md says why the popularity head stands in for a model's unfiltered
+    ranking (the gate runs inside scoring, so that ranking never exists).
+    """
+    head = catalog.popular_order[:k]
+    return explain_blocked(decision, catalog, profile, exclude_held, head[~decision.allowed[head]])
+
+
+def removed_products(
+    catalog: CatalogSnapshot,
+    dropped: list[tuple[int, str]],
+    head: list[tuple[int, str]],
     capped: list[int],
     items: list[Item],
 ) -> list[tuple[str, str]]:
     """``(product_id, rule)`` for the products the rules kept off this list.
 
-    Considered: the candidates the re-applied gate dropped (a precomputed list gone stale),
-    the top ``k`` of the catalogue's popularity ranking that the gate blocks, and the
-    candidates ranked above the last served one that the category cap skipped. Each is
-    named once, with the first rule in :data:`~recommenders.policy.REMOVAL_RULES` order
-    (``category_cap`` last). Served products never appear. docs/decisions.md says why the
-    popularity head stands in for a model's unfiltered ranking.
+    Considered, in this order: the candidates the gate dropped from the source's own list (a
+    precomputed list gone stale), the gate's removals from the popularity head
+    (:func:`head_removals`), and the candidates ranked above the last served one that the
+    category cap skipped. Each product is named once, with the first rule in
+    :data:`~recommenders.policy.REMOVAL_RULES` order (``category_cap`` last); served products
+    never appear (the gate's are never served, capped ones may be backfilled).
     """
-    head = catalog.popular_order[:k]
-    blocked = head[~decision.allowed[head]]
-    if dropped.size:
-        # -1 is a source's padding for a product the catalogue lacks (never served either).
-        blocked = np.concatenate((dropped[dropped >= 0], blocked))
-    ids = catalog.product_ids
-    rules: dict[int, str] = {}
-    if blocked.size:
-        where = blocked.tolist()
-        held = profile.held if profile is not None else frozenset[str]()
-        held_mask = np.fromiter((ids[p] in held for p in where), bool, len(where))
-        codes = removal_codes(
-            decision.risk_class,
-            catalog.risk_level[blocked],
-            catalog.active[blocked],
-            held_mask,
-            exclude_held=exclude_held,
-        )
-        for pos, code in zip(where, codes.tolist(), strict=True):
-            if code and pos not in rules:
-                rules[pos] = REMOVAL_RULES[code]
+    rules = dict(dropped)
+    for pos, rule in head:
+        rules.setdefault(pos, rule)
     if capped:
         served = {item.position for item in items}
         for pos in capped:
-            if pos not in served and pos not in rules:
-                rules[pos] = RULE_CATEGORY_CAP
+            if pos not in served:
+                rules.setdefault(pos, RULE_CATEGORY_CAP)
+    ids = catalog.product_ids
     return [(ids[pos], rule) for pos, rule in rules.items()]
 
 

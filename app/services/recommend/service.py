@@ -23,7 +23,13 @@ from app.services.recommend import candidates as C
 from app.services.recommend import reasons as R
 from app.services.recommend.catalog import CatalogSnapshot
 from app.services.recommend.promotions import Promotion, PromotionBook
-from app.services.recommend.removals import policy_version, removed_products, skipped_by_cap
+from app.services.recommend.removals import (
+    explain_blocked,
+    head_removals,
+    policy_version,
+    removed_products,
+    skipped_by_cap,
+)
 from app.settings import Settings
 from recommenders.errors import ColdStartUnsupported
 from recommenders.policy import (
@@ -154,6 +160,8 @@ class RecommendationService:
         # is rebuilt only when one of those changes (a changed profile is a new object).
         self._gates: dict[str, tuple[Profile, int, bool, int, Gate]] = {}
         self._gate_cache_size = max(int(settings.profile_cache_size), 1)
+        # customer -> (gate, k, the gate's removals from the popularity head): see _head_removals.
+        self._heads: dict[str, tuple[Gate, int, list[tuple[int, str]]]] = {}
         self.policy_version = policy_version(settings)
         self._hold_weight = float(
             max(
@@ -198,7 +206,13 @@ class RecommendationService:
             dropped = catalog.positions(listed)  # type: ignore[arg-type]
             dropped = dropped[~decision.allowed[dropped]]
         removed = removed_products(
-            decision, catalog, profile, exclude_held, k, dropped, capped, items
+            catalog,
+            explain_blocked(decision, catalog, profile, exclude_held, dropped)
+            if dropped.size
+            else [],
+            self._head_removals(customer_id, decision, catalog, profile, exclude_held, k),
+            capped,
+            items,
         )
         return Recommendation(
             recommendation_id=_ids.new(),
@@ -249,6 +263,27 @@ class RecommendationService:
             self._gates.clear()
         self._gates[customer_id] = (profile, catalog.version, exclude_held, risk, decision)
         return decision
+
+    def _head_removals(
+        self,
+        customer_id: str,
+        decision: Gate,
+        catalog: CatalogSnapshot,
+        profile: Profile | None,
+        exclude_held: bool,
+        k: int,
+    ) -> list[tuple[int, str]]:
+        """:func:`head_removals`, kept while the customer's cached gate object is the same."""
+        if profile is None:
+            return head_removals(decision, catalog, profile, exclude_held, k)
+        hit = self._heads.get(customer_id)
+        if hit is not None and hit[0] is decision and hit[1] == k:
+            return hit[2]
+        fresh = head_removals(decision, catalog, profile, exclude_held, k)
+        if len(self._heads) >= self._gate_cache_size:
+            self._heads.clear()
+        self._heads[customer_id] = (decision, k, fresh)
+        return fresh
 
     # ---- candidates ------------------------------------------------------------------------
     def _candidates(
