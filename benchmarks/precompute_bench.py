@@ -173,7 +173,12 @@ def run_implicit(data: dict[str, Any], k: int) -> int:
 
 def core(args: argparse.Namespace) -> dict[str, Any]:
     data = make_data(args.customers, args.products, args.factors)
-    times: dict[str, list[float]] = {"implicit": [], "bare": [], "finrec": [], "finrec_rows": []}
+    load_before = os.getloadavg()
+    legs = ("implicit", "bare", "finrec", "finrec_rows")
+    times: dict[str, list[float]] = {name: [] for name in legs}
+    # Process CPU time too: every leg runs on one thread, and on a shared machine CPU time is
+    # far steadier than wall time (it leaves out the time other processes hold the core).
+    cpu_times: dict[str, list[float]] = {name: [] for name in legs}
     with threadpool_limits(1):
         for _ in range(args.repeats):
             for name, fn in (
@@ -182,11 +187,13 @@ def core(args: argparse.Namespace) -> dict[str, Any]:
                 ("finrec", lambda: run_finrec(data, args.k, args.chunk_size)),
                 ("finrec_rows", lambda: run_finrec(data, args.k, args.chunk_size, rows=True)),
             ):
-                tick = time.perf_counter()
+                tick, cpu = time.perf_counter(), time.process_time()
                 fn()
                 times[name].append(time.perf_counter() - tick)
-                print(name, round(times[name][-1], 2), flush=True)
+                cpu_times[name].append(time.process_time() - cpu)
+                print(name, round(times[name][-1], 2), round(cpu_times[name][-1], 2), flush=True)
     med = {name: statistics.median(v) for name, v in times.items()}
+    cpu = {name: statistics.median(v) for name, v in cpu_times.items()}
     n = args.customers
     return {
         "mode": "core",
@@ -203,7 +210,14 @@ def core(args: argparse.Namespace) -> dict[str, Any]:
         "finrec_slowdown_vs_bare": med["finrec"] / med["bare"],
         "finrec_rows_speedup_vs_implicit": med["implicit"] / med["finrec_rows"],
         "finrec_rows_slowdown_vs_bare": med["finrec_rows"] / med["bare"],
-        "uptime_after": os.getloadavg(),
+        "cpu_seconds": cpu_times,
+        "median_cpu_seconds": cpu,
+        "cpu_finrec_speedup_vs_implicit": cpu["implicit"] / cpu["finrec"],
+        "cpu_finrec_slowdown_vs_bare": cpu["finrec"] / cpu["bare"],
+        "cpu_finrec_rows_speedup_vs_implicit": cpu["implicit"] / cpu["finrec_rows"],
+        "cpu_finrec_rows_slowdown_vs_bare": cpu["finrec_rows"] / cpu["bare"],
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
     }
 
 

@@ -19,6 +19,10 @@ from app.db.models import Batch, BatchChunk, PrecomputedRecommendation
 from app.jobs.precompute.scoring import Row
 
 _COLUMNS = ("batch_id", "customer_id", "rank", "product_id", "score", "reason_codes")
+_INSERT = (
+    f"INSERT INTO {PrecomputedRecommendation.__tablename__} ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_COLUMNS))})"
+)
 
 
 def ensure_batch(engine: Engine, values: dict[str, Any]) -> Batch:
@@ -92,8 +96,8 @@ def write_chunk(
                 if conn.dialect.name == "postgresql":
                     _copy_rows(conn, rows)
                 else:
-                    values = [dict(zip(_COLUMNS, r, strict=True)) for r in rows]
-                    conn.execute(insert(PrecomputedRecommendation), values)
+                    # The driver's executemany on plain tuples: no per-row dict or ORM work.
+                    conn.exec_driver_sql(_INSERT, list(rows))
             conn.execute(
                 insert(BatchChunk).values(
                     batch_id=batch_id,
