@@ -144,7 +144,8 @@ async def _nothing_to_serve_handler(request: Request, exc: Exception) -> JSONRes
 
 async def _data_error_handler(request: Request, exc: Exception) -> JSONResponse:
     # The database refused a value that validation let through (a NUL byte inside a JSON
-    # string, a number out of the column's range): the client's input, so a 422, not a 500.
+    # string, a number out of the column's range; SQLite's driver raises OverflowError for an
+    # integer past 64 bits): the client's input, so a 422, not a 500.
     return problem_response(
         422,
         "invalid-value",
@@ -166,4 +167,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_handler)
     app.add_exception_handler(NothingToServe, _nothing_to_serve_handler)
     app.add_exception_handler(DataError, _data_error_handler)
+    app.add_exception_handler(OverflowError, _data_error_handler)
     app.add_exception_handler(Exception, _unhandled_handler)

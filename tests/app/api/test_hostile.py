@@ -184,6 +184,14 @@ def test_bad_k_is_a_422_naming_k(hostile: TestClient, engine: Engine) -> None:
     assert row_counts(engine) == before
 
 
+def test_out_of_range_offsets_are_422(hostile: TestClient, engine: Engine) -> None:
+    before = row_counts(engine)
+    for url in ("/v1/products", "/v1/campaigns"):
+        response = hostile.get(url, params={"offset": 10**30}, headers=ADMIN_AUTH)
+        assert_problem(response, 422)
+    assert row_counts(engine) == before
+
+
 def test_a_very_long_query_string_is_harmless(hostile: TestClient, engine: Engine) -> None:
     before = row_counts(engine)
     query = "&".join(f"p{n}={LONG[:100]}" for n in range(500))
