@@ -50,9 +50,19 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         served_at = datetime.fromisoformat(moment)
         if served_at.tzinfo is None:
             raise ValueError("naive time")
-        return served_at, int(row_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return served_at.astimezone(UTC), int(row_id)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise InvalidDecisionQuery("cursor is not one this service issued") from None
+
+
+def _utc(moment: datetime | None, name: str) -> datetime | None:
+    """The moment in UTC; one that UTC cannot hold (year 1 at +01:00) is the caller's error."""
+    if moment is None:
+        return None
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidDecisionQuery(f"{name} is out of range") from None
 
 
 def _public(row: Exposure) -> DecisionPublic:
@@ -92,6 +102,7 @@ def list_decisions(
     A customer deleted since keeps their records (complaints may outlive an account), so only
     an id that is neither a customer nor in any record is unknown.
     """
+    since, until = _utc(since, "since"), _utc(until, "until")
     if since is not None and until is not None and until <= since:
         raise InvalidDecisionQuery("until must be after since")
     known = session.scalar(

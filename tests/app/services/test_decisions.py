@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import delete, func, select, text, update
@@ -89,8 +89,13 @@ def test_time_range(session_factory: sessionmaker[Session]) -> None:
         assert [r.recommendation_id for r in page.data] == ["C1-1"]
         with pytest.raises(decisions.InvalidDecisionQuery):
             decisions.list_decisions(session, "C1", since=NOW, until=NOW)
+        far = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))  # before UTC can hold
+        bad_cursors = ["not-a-cursor", decisions.encode_cursor(NOW, 1)[:-3] + "%%%", "", "AAAA"]
+        for cursor in bad_cursors:
+            with pytest.raises(decisions.InvalidDecisionQuery):
+                decisions.list_decisions(session, "C1", cursor=cursor)
         with pytest.raises(decisions.InvalidDecisionQuery):
-            decisions.list_decisions(session, "C1", cursor="not-a-cursor")
+            decisions.list_decisions(session, "C1", since=far)
 
 
 @pytest.mark.usefixtures("customers")
