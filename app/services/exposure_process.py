@@ -176,7 +176,11 @@ class ExposureProcessLog(ExposureLog):
                 batch.append(self._buffer.popleft())
         if not batch:
             return
-        payload = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            payload = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            self._buffer.extendleft(reversed(batch))  # nothing sent: keep every row
+            raise
         self._frame += 1
         self._in_flight[self._frame] = batch
         self._in_flight_rows += len(batch)
@@ -202,9 +206,23 @@ class ExposureProcessLog(ExposureLog):
                     continue
             await asyncio.sleep(self._send_seconds)
             if self._buffer and time.monotonic() >= self._paused_until and not self._backlogged():
-                self._send(self._batch_rows)
+                try:
+                    self._send(self._batch_rows)
+                except Exception:
+                    # A row the pipe cannot carry (a builder that is not a module-level
+                    # function): keep logging rather than lose rows, from a thread as before.
+                    log.exception("exposure rows cannot go to the writer process; writing here")
+                    await self._write_in_process()
             if self._proc is None:
                 await asyncio.sleep(self._restart_seconds)
+
+    async def _write_in_process(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.flush)
+            except Exception:  # the loop must survive anything a flush throws
+                log.exception("exposure flush crashed")
+            await asyncio.sleep(self._flush_seconds)
 
     def flush(self) -> int:
         """Write everything recorded so far before returning: the buffer in-process, and what

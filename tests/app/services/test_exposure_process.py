@@ -179,3 +179,22 @@ def test_setting_chooses_the_writer(
     memory = exposure_writer(Settings(database_url="sqlite://"), session_factory)
     assert isinstance(process, ExposureProcessLog)
     assert type(thread) is ExposureLog and type(memory) is ExposureLog
+
+
+def test_rows_the_pipe_cannot_carry_are_written_in_process(
+    database_url: str, session_factory: sessionmaker[Session]
+) -> None:
+    async def run() -> list[tuple[Any, ...]]:
+        log = writer(database_url, session_factory)
+        log.start()
+        recorded = [record(log, i) for i in range(3)]
+        unpicklable = ("rec-lambda", *recorded[0][1:])
+        log.record_later(lambda *a: exposure_row(*a), *unpicklable)
+        recorded.append(unpicklable)
+        await wait_for(lambda: log.written == 4)
+        await log.stop()
+        assert log.pending == 0 and log.dropped == 0
+        return recorded
+
+    recorded = asyncio.run(run())
+    assert stored(session_factory) == expected(recorded)
