@@ -137,7 +137,10 @@ class ExposureProcessLog(ExposureLog):
         """Settle frames as the child reports them; on its exit, queue the unsettled again."""
         assert proc.stdout is not None
         while line := await proc.stdout.readline():
-            verdict, _, frame = line.decode().partition(" ")
+            verdict, _, frame = line.decode(errors="replace").partition(" ")
+            if not frame.strip().isdigit():
+                log.warning("exposure writer sent an unreadable acknowledgement: %r", line[:80])
+                continue  # its frames stay unsettled and are sent again if it exits
             last = int(frame)
             settled = [n for n in self._in_flight if n <= last]
             rows: list[Pending] = []
