@@ -82,9 +82,11 @@ class PolicyReference:
         allowed = self.allowed_level.get(customer_id)
         if allowed is None:
             return [f"{customer_id}: served although unknown to the database"]
-        if body.get("degraded"):
-            allowed = R1_ONLY  # an unreadable profile fails closed
         held = self.held.get(customer_id, set())
+        if body.get("degraded"):
+            # An unreadable profile fails closed: R1 only. What the customer holds cannot be
+            # read either, so the fallback list cannot leave holdings out (docs/suites.md).
+            allowed, held = R1_ONLY, set()
         for item in body.get("items", []):
             pid = item.get("product_id")
             if self.product_status.get(pid) != "active":
