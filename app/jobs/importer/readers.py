@@ -10,10 +10,11 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ import pyarrow.parquet as pq
 from app.jobs.importer.errors import SourceError
 
 _BLOCK = 1 << 20
-_CSV_BLOCK_SIZE = 8 << 20
+_CSV_BLOCK_SIZE = 2 << 20  # pyarrow keeps a fixed number of blocks in flight
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
@@ -143,16 +144,33 @@ def _iter_parquet(info: SourceInfo, chunk_rows: int) -> Iterator[Chunk]:
 def _iter_csv(
     info: SourceInfo, chunk_rows: int, malformed: Sequence[int] | None
 ) -> Iterator[Chunk]:
-    # A Python file object rather than the path: given a path (a random-access file), pyarrow's
-    # streaming reader reads and parses ahead of the consumer without bound, so when writing is
-    # slower than parsing the whole file ends up in memory. Through a file object it reads
-    # block by block as batches are taken.
-    with info.path.open("rb") as handle:
-        yield from _iter_csv_stream(handle, info, chunk_rows, malformed)
+    # A forward-only stream rather than the path: given a random-access file, pyarrow's streaming
+    # reader reads ahead of the consumer without bound, so when writing is slower than parsing
+    # most of the file ends up in memory. From a stream it keeps a fixed number of blocks in
+    # flight (about 110 MiB with 2 MiB blocks, measured), whatever the file size.
+    with info.path.open("rb", buffering=0) as handle:
+        yield from _iter_csv_stream(_ForwardOnly(handle), info, chunk_rows, malformed)
+
+
+class _ForwardOnly(io.RawIOBase):
+    """A file seen as a plain stream: readable, not seekable."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readinto(self, buffer: Any) -> int | None:
+        return self._raw.readinto(buffer)  # type: ignore[attr-defined,no-any-return]
 
 
 def _iter_csv_stream(
-    handle: BinaryIO, info: SourceInfo, chunk_rows: int, malformed: Sequence[int] | None
+    handle: io.RawIOBase, info: SourceInfo, chunk_rows: int, malformed: Sequence[int] | None
 ) -> Iterator[Chunk]:
     skipped: list[int] = []
 
