@@ -366,12 +366,14 @@ def e2e(args: argparse.Namespace) -> dict[str, Any]:
     gc.collect()
     Path("/proc/self/clear_refs").write_text("5")  # the peak below is the run's own
     before = _status_mib("VmRSS")
+    load_before = os.getloadavg()
     with threadpool_limits(1):
-        tick = time.perf_counter()
+        tick, cpu = time.perf_counter(), time.process_time()
         result = run_precompute(
             engine, settings, PrecomputeOptions(k=args.k, chunk_size=args.chunk_size)
         )
         seconds = time.perf_counter() - tick
+        cpu_seconds = time.process_time() - cpu
     engine.dispose()
     return {
         "mode": "e2e",
@@ -383,6 +385,9 @@ def e2e(args: argparse.Namespace) -> dict[str, Any]:
         "seed_seconds": seeded,
         "seconds": seconds,
         "customers_per_second": args.customers / seconds,
+        "cpu_seconds_of_this_process": cpu_seconds,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
         "rows": result.rows,
         "outcomes": result.outcomes,
         "complete": result.complete,

@@ -1,12 +1,12 @@
-"""The block path compiled: gate, top candidates, caps and backfill in one pass per customer.
+"""The block path compiled: gate, candidates, caps and backfill without Python per customer.
 
-After the matrix product, each customer's row is walked once in compiled code: the risk class's
-penalty row (0 / -inf) is added and held products are sunk, the ``limit`` best candidates are
-selected (threshold by partition, then a stable sort: best first, ties by position), the
-category cap takes up to ``k`` of them, and popularity backfills the rest (within the caps,
-then without). These are the rules of ``RecommendationService._assemble`` for a list without
-promotions; :func:`app.jobs.precompute.block.assemble_block` states them as array operations
-and the tests hold the two equal (and both equal to the live service).
+After the matrix product: a compiled pass adds each customer's risk-class penalty row (0 / -inf)
+to the scores and sinks held products (from the holdings' sparse rows); numpy's ``argpartition``
+picks the ``limit`` best per row; a compiled pass per customer sorts those (best first, ties by
+position), lets the category cap take up to ``k`` and backfills the rest from popularity
+(within the caps, then without). These are the rules of ``RecommendationService._assemble``
+for a list without promotions; :func:`app.jobs.precompute.block.assemble_block` states them
+as array operations and the tests hold the two equal (and both equal to the live service).
 """
 
 from __future__ import annotations
@@ -18,53 +18,46 @@ FROM_CANDIDATES = 0
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]
-def _kth_smallest(a: np.ndarray, n: int, kth: int) -> float:
-    """The ``kth`` smallest of ``a[:n]`` (reorders ``a``): Hoare quickselect, median of three.
-
-    Written out because numba's ``np.partition`` copies and costs ~20x this on short rows."""
-    lo, hi = 0, n - 1
-    while hi > lo:
-        x, y, z = a[lo], a[(lo + hi) >> 1], a[hi]
-        if x > y:
-            x, y = y, x
-        if y > z:
-            y = z
-        if x > y:
-            y = x
-        pivot = y
-        i, j = lo, hi
-        while i <= j:
-            while a[i] < pivot:
-                i += 1
-            while a[j] > pivot:
-                j -= 1
-            if i <= j:
-                a[i], a[j] = a[j], a[i]
-                i += 1
-                j -= 1
-        if kth <= j:
-            hi = j
-        elif kth >= i:
-            lo = i
-        else:
-            break
-    return float(a[kth])
+def _gate(
+    scores: np.ndarray,  # float32 (m x P), gated in place
+    rows: np.ndarray,  # int64 (m,): the block row of each score row
+    risk: np.ndarray,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    exclude_held: bool,
+    penalty: np.ndarray,
+    finite: np.ndarray,  # int64 (m,): out, how many scores of each row stay finite
+) -> None:
+    """Add each customer's risk-class penalty row (0 / -inf) and sink the products held."""
+    size = scores.shape[1]
+    for s in range(scores.shape[0]):
+        i = rows[s]
+        r = risk[i]
+        for j in range(size):
+            scores[s, j] += penalty[r, j]
+        if exclude_held:
+            for t in range(indptr[i], indptr[i + 1]):
+                scores[s, indices[t]] = -np.inf
+        count = 0
+        for j in range(size):
+            if scores[s, j] > -np.inf:
+                count += 1
+        finite[s] = count
 
 
 @njit(cache=True, nogil=True)  # type: ignore[misc]
 def _lists(
-    scores: np.ndarray,  # float32 (m x P) raw model scores of the rows with ``scored`` set
+    scores: np.ndarray,  # float32 (m x P) gated scores of the rows with ``scored`` set
+    top: np.ndarray,  # int64 (m x L): their ``limit`` best positions, unordered (argpartition)
     scored: np.ndarray,  # bool (n,)
     risk: np.ndarray,  # int64 (n,)
     indptr: np.ndarray,  # holdings of the block (CSR)
     indices: np.ndarray,
     exclude_held: bool,
     allowed_by_class: np.ndarray,  # bool (6 x P)
-    penalty: np.ndarray,  # float32 (6 x P)
     categories: np.ndarray,  # int64 (P,)
     n_cats: int,
     k: int,
-    limit: int,
     cap: int,  # < 0: no cap
     pool_index: np.ndarray,  # int64 (n,)
     pool_start: np.ndarray,  # int64 (pools + 1,): offsets into the three arrays below
@@ -74,17 +67,17 @@ def _lists(
     out_pos: np.ndarray,  # int64 (n x k), filled with -1
     out_score: np.ndarray,  # float32 (n x k)
     out_source: np.ndarray,  # int8 (n x k)
-    tied: np.ndarray,  # bool (n,): rows left to the caller (ties across the candidate cut)
 ) -> None:
     n = risk.shape[0]
     size = allowed_by_class.shape[1]
     allowed = np.empty(size, dtype=np.bool_)
     gated = np.empty(size, dtype=np.float32)
+    bits = gated.view(np.uint32)
+    keys = np.empty(size, dtype=np.uint64)
     cand_score = np.empty(size, dtype=np.float32)
     is_cand = np.zeros(size, dtype=np.bool_)
     taken = np.zeros(size, dtype=np.bool_)
     counts = np.zeros(n_cats, dtype=np.int64)
-    finite = np.empty(size, dtype=np.float32)
     cand = np.empty(size, dtype=np.int64)
     s_row = 0
     for i in range(n):
@@ -93,43 +86,39 @@ def _lists(
         n_cand = 0
         counts[:] = 0
         if scored[i]:
-            # Gate fused into the scores: the class's penalty row, then holdings sunk.
-            for j in range(size):
-                gated[j] = scores[s_row, j] + penalty[r, j]
-            if exclude_held:
-                for t in range(indptr[i], indptr[i + 1]):
-                    gated[indices[t]] = -np.inf
+            # The partition's candidates that passed the gate (finite scores); a row with no
+            # more finite scores than candidates was not partitioned (top -1): all of them.
+            if top[s_row, 0] < 0:
+                for pos in range(size):
+                    v = scores[s_row, pos]
+                    if v > -np.inf:
+                        gated[pos] = v
+                        cand[n_cand] = pos
+                        n_cand += 1
+            else:
+                for c in range(top.shape[1]):
+                    pos = top[s_row, c]
+                    v = scores[s_row, pos]
+                    if v > -np.inf:
+                        gated[pos] = v
+                        cand[n_cand] = pos
+                        n_cand += 1
             s_row += 1
-            n_finite = 0
-            for j in range(size):
-                if gated[j] > -np.inf:
-                    finite[n_finite] = gated[j]
-                    n_finite += 1
-            # The ``limit`` best finite scores, collected in position order: everything at or
-            # above the limit-th best value. If more equal that value than fit, which of them
-            # ``argpartition`` keeps (as the live path does) is its own affair: the caller
-            # ranks such a row the array way.
-            threshold = -np.inf
-            if n_finite > limit:
-                threshold = _kth_smallest(finite, n_finite, n_finite - limit)
-            for j in range(size):
-                v = gated[j]
-                if v >= threshold and v > -np.inf:
-                    cand[n_cand] = j
-                    n_cand += 1
-            if n_finite > limit and n_cand > limit:
-                tied[i] = True
-                continue
-            # Best first; insertion sort moves an item only past strictly lower scores, so
-            # equal scores keep position order (candidates were collected by position).
-            for c in range(1, n_cand):
+            # Best first, ties by position: one sort of 64-bit keys (the score's bits mapped
+            # to an order-preserving unsigned integer, inverted, above the position).
+            for c in range(n_cand):
                 pos = cand[c]
-                v = gated[pos]
-                d = c
-                while d > 0 and gated[cand[d - 1]] < v:
-                    cand[d] = cand[d - 1]
-                    d -= 1
-                cand[d] = pos
+                # -0.0 equals 0.0 for the live sort, so both map to the key of 0.0.
+                b = np.uint64(bits[pos]) if gated[pos] != 0 else np.uint64(0)
+                u = (
+                    (~b & np.uint64(0xFFFFFFFF))
+                    if b >> np.uint64(31)
+                    else (b | np.uint64(0x80000000))
+                )
+                keys[c] = ((np.uint64(0xFFFFFFFF) - u) << np.uint64(32)) | np.uint64(pos)
+            keys[:n_cand].sort()
+            for c in range(n_cand):
+                cand[c] = np.int64(keys[c] & np.uint64(0xFFFFFFFF))
             for c in range(n_cand):
                 pos = cand[c]
                 is_cand[pos] = True
@@ -208,31 +197,49 @@ def block_lists(
     cap: int | None,
     pool_index: np.ndarray,
     pools: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(positions, scores, source)`` (n x k each, left-aligned, -1 padded) for a block, and
-    the rows it left unfilled because equal scores straddle the candidate cut."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(positions, scores, source)`` (n x k each, left-aligned, -1 padded) for a block.
+
+    ``scores`` (raw model scores of the ``scored`` rows) are gated in place.
+    """
     n = risk.shape[0]
     size = allowed_by_class.shape[1]
     out_pos = np.full((n, k), -1, dtype=np.int64)
     out_score = np.zeros((n, k), dtype=np.float32)
     out_source = np.zeros((n, k), dtype=np.int8)
-    tied = np.zeros(n, dtype=np.bool_)
+    risk = np.ascontiguousarray(risk, dtype=np.int64)
+    indptr = np.ascontiguousarray(indptr, dtype=np.int64)
+    indices = np.ascontiguousarray(indices, dtype=np.int64)
     if scores is None:
         scores = np.zeros((0, size), dtype=np.float32)
+    scores = np.ascontiguousarray(scores, dtype=np.float32)
+    m = scores.shape[0]
+    finite = np.zeros(m, dtype=np.int64)
+    if m:
+        rows = np.flatnonzero(scored).astype(np.int64)
+        _gate(scores, rows, risk, indptr, indices, bool(exclude_held), penalty, finite)
+    # numpy's partition (vectorised, and the very selection the live path makes, ties included)
+    # for the rows with more finite scores than candidates; the others keep every finite score
+    # (the same set), and a partition through their run of -inf would be slow.
+    top = np.full((m, min(limit, size)), -1, dtype=np.int64)
+    wide = np.flatnonzero(finite > limit)
+    if wide.size == m and m:
+        top[:] = np.argpartition(scores, size - limit, axis=1)[:, size - limit :]
+    elif wide.size:
+        top[wide] = np.argpartition(scores[wide], size - limit, axis=1)[:, size - limit :]
     start, order, values, source = pools
     _lists(
-        np.ascontiguousarray(scores, dtype=np.float32),
+        scores,
+        top,
         np.ascontiguousarray(scored, dtype=np.bool_),
-        np.ascontiguousarray(risk, dtype=np.int64),
-        np.ascontiguousarray(indptr, dtype=np.int64),
-        np.ascontiguousarray(indices, dtype=np.int64),
+        risk,
+        indptr,
+        indices,
         bool(exclude_held),
         allowed_by_class,
-        penalty,
         categories,
         int(categories.max()) + 1 if categories.size else 1,
         k,
-        limit,
         -1 if cap is None else int(cap),
         np.ascontiguousarray(pool_index, dtype=np.int64),
         start,
@@ -242,6 +249,5 @@ def block_lists(
         out_pos,
         out_score,
         out_source,
-        tied,
     )
-    return out_pos, out_score, out_source, tied
+    return out_pos, out_score, out_source

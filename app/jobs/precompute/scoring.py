@@ -190,7 +190,7 @@ def score_lists(
     candidates: popularity only, as non-personalised customers do). One compiled pass per row
     (:mod:`app.jobs.precompute.kernel`); :func:`score_lists_reference` is the same in numpy.
     """
-    positions, values, source, tied = block_lists(
+    positions, values, source = block_lists(
         scores,
         scored,
         risk,
@@ -206,26 +206,7 @@ def score_lists(
         pool_index,
         inputs.packed,
     )
-    lists = BlockLists(positions, values, source)
-    if tied.any():
-        # Rare (e.g. a customer whose factors are all zero): rank those rows as the live path.
-        rows = np.flatnonzero(tied)
-        assert scores is not None
-        again = score_lists_reference(
-            inputs,
-            scores[(np.cumsum(scored) - 1)[rows]],
-            np.ones(rows.size, dtype=bool),
-            risk[rows],
-            holdings[rows],
-            pool_index[rows],
-            k,
-            cap,
-            exclude_held,
-        )
-        lists.positions[rows] = again.positions
-        lists.scores[rows] = again.scores
-        lists.source[rows] = again.source
-    return lists
+    return BlockLists(positions, values, source)
 
 
 def score_lists_reference(
