@@ -30,7 +30,7 @@ from tests.app.services.recommend import bank
 from tests.conftest import ADMIN_AUTH, seed_test_keys
 
 OPENAPI = Path(__file__).resolve().parents[3] / "openapi.yaml"
-EXAMPLES = int(os.environ.get("FINREC_FUZZ_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("FINREC_FUZZ_EXAMPLES", "10"))
 CHECKS = [
     checks.not_a_server_error,
     checks.status_code_conformance,
