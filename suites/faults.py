@@ -302,7 +302,12 @@ def main() -> int:
         database_down(report)
     except Exception as exc:
         report.check("(a) ran", False, f"{type(exc).__name__}: {exc}")
-    server = DemoServer("faults", port=env_int("FAULTS_PORT", 8843), algorithms=ALGORITHMS)
+    server = DemoServer(
+        "faults",
+        port=env_int("FAULTS_PORT", 8843),
+        algorithms=ALGORITHMS,
+        extra_env={"FINREC_LOG_LEVEL": "INFO"},  # the shutdown lines prove the drain ran
+    )
     try:
         section(f"starting the demo service ({server.customers} customers) on {server.base_url}")
         server.start()
