@@ -3,18 +3,25 @@
 Protocol
 --------
 ``core``: random factors (customers x f, products x f, float32), random holdings (0-5 products a
-customer), random risk classes 0..5, product risk levels 1..5 with about 10% inactive. BLAS and
-implicit held to one thread. Alternating ``--repeats`` times over the same data, in one process:
+customer), random risk classes 0..5, a catalogue of five categories (product risk level and
+category both follow the position, about 10% inactive), overall and three segment popularity
+lists, a quarter of customers without a segment. BLAS and implicit held to one thread.
+Alternating ``--repeats`` times over the same data, in one process:
 
 * implicit: ``AlternatingLeastSquares.recommend(all_ids, holdings, N=k,
   filter_already_liked_items=True)`` on a model whose factors are the same arrays;
 * bare numpy: per chunk ``U @ F.T`` then ``argpartition`` for k (no mask, no sort);
-* finrec: per chunk the job's own functions: the same product, ``allowed_mask`` (risk, status,
-  holdings), masking, ``top_candidates`` (argpartition + sort of the k, ties by position); once
-  with ``k`` and once with the wider candidate list the job ranks before caps (3k+5).
+* finrec: per chunk exactly what ``ChunkScorer.score`` runs for personalised customers: the
+  same product, then ``score_lists`` (gate: the risk class's penalty row and the holdings'
+  sparse rows; the 3k+5 candidates by ``argpartition``; best-first order; category cap of 3;
+  backfill from the segment / overall popularity pools, within the caps then without) and the
+  reason-code table lookup: final lists as arrays;
+* finrec_rows: the same plus the batch row tuples the database write receives (Python objects,
+  one per item: the part of a run that grows with ``k`` and is not scoring).
 
-Medians are reported with every run. The per-customer assembly (caps, backfill, reasons: the
-serving code itself) is not in ``core``; it is in ``e2e``.
+Wall and process CPU time are recorded for each leg (every leg runs on one thread, so CPU time
+is the steadier measure on a shared machine), with the load average before and after.
+Medians over the repeats are reported.
 
 ``e2e``: a database (SQLite file or PostgreSQL) seeded with customers, products and holdings, an
 ALS model fitted on the holdings, then ``run_precompute`` timed from start to published batch.

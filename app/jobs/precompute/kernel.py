@@ -12,12 +12,12 @@ as array operations and the tests hold the two equal (and both equal to the live
 from __future__ import annotations
 
 import numpy as np
-from numba import njit  # type: ignore[import-untyped]
+from numba import njit
 
 FROM_CANDIDATES = 0
 
 
-@njit(cache=True, nogil=True)  # type: ignore[misc]
+@njit(cache=True, nogil=True)
 def _gate(
     scores: np.ndarray,  # float32 (m x P), gated in place
     rows: np.ndarray,  # int64 (m,): the block row of each score row
@@ -45,7 +45,7 @@ def _gate(
         finite[s] = count
 
 
-@njit(cache=True, nogil=True)  # type: ignore[misc]
+@njit(cache=True, nogil=True)
 def _lists(
     scores: np.ndarray,  # float32 (m x P) gated scores of the rows with ``scored`` set
     top: np.ndarray,  # int64 (m x L): their ``limit`` best positions, unordered (argpartition)
@@ -70,7 +70,9 @@ def _lists(
 ) -> None:
     n = risk.shape[0]
     size = allowed_by_class.shape[1]
-    allowed = np.empty(size, dtype=np.bool_)
+    held = np.zeros(size, dtype=np.bool_)
+    best = np.empty(max(n_cats * max(cap, 0), 1), dtype=np.uint64)
+    best_n = np.zeros(n_cats, dtype=np.int64)
     gated = np.empty(size, dtype=np.float32)
     bits = gated.view(np.uint32)
     keys = np.empty(size, dtype=np.uint64)
@@ -116,34 +118,50 @@ def _lists(
                     else (b | np.uint64(0x80000000))
                 )
                 keys[c] = ((np.uint64(0xFFFFFFFF) - u) << np.uint64(32)) | np.uint64(pos)
-            keys[:n_cand].sort()
-            for c in range(n_cand):
-                cand[c] = np.int64(keys[c] & np.uint64(0xFFFFFFFF))
             for c in range(n_cand):
                 pos = cand[c]
                 is_cand[pos] = True
                 cand_score[pos] = gated[pos]
-            # Category cap over the candidates, best first.
-            for c in range(n_cand):
-                if got >= k:
-                    break
-                pos = cand[c]
-                cat = categories[pos]
-                if cap >= 0 and counts[cat] >= cap:
-                    continue
-                counts[cat] += 1
+            n_pick = n_cand
+            if cap >= 0:
+                # The cap takes an item when fewer than ``cap`` of its category rank above it:
+                # keep each category's ``cap`` best keys, then only those need sorting.
+                best_n[:] = 0
+                for c in range(n_cand):
+                    key = keys[c]
+                    cat = categories[np.int64(key & np.uint64(0xFFFFFFFF))]
+                    base = cat * cap
+                    m = best_n[cat]
+                    if m == cap:
+                        if cap == 0 or key >= best[base + cap - 1]:
+                            continue
+                        m -= 1  # the category's worst kept key drops out
+                    d = m
+                    while d > 0 and best[base + d - 1] > key:
+                        best[base + d] = best[base + d - 1]
+                        d -= 1
+                    best[base + d] = key
+                    best_n[cat] = m + 1
+                n_pick = 0
+                for cat in range(n_cats):
+                    for d in range(best_n[cat]):
+                        keys[n_pick] = best[cat * cap + d]
+                        n_pick += 1
+            keys[:n_pick].sort()
+            for c in range(min(n_pick, k)):
+                pos = np.int64(keys[c] & np.uint64(0xFFFFFFFF))
+                counts[categories[pos]] += 1
                 taken[pos] = True
                 out_pos[i, got] = pos
                 out_score[i, got] = gated[pos]
                 out_source[i, got] = FROM_CANDIDATES
                 got += 1
         if got < k:
-            # The gate as a mask, for backfill (candidates were gated through their scores).
-            for j in range(size):
-                allowed[j] = allowed_by_class[r, j]
+            # The gate for backfill (candidates were gated through their scores): the risk
+            # class's row and the products held, marked for this row only.
             if exclude_held:
                 for t in range(indptr[i], indptr[i + 1]):
-                    allowed[indices[t]] = False
+                    held[indices[t]] = True
             p = pool_index[i]
             full = 0
             if cap >= 0:
@@ -159,7 +177,7 @@ def _lists(
                     if got >= k:
                         break
                     pos = pool_order[t]
-                    if not allowed[pos] or taken[pos]:
+                    if not allowed_by_class[r, pos] or held[pos] or taken[pos]:
                         continue
                     cat = categories[pos]
                     if sweep == 0 and cap >= 0 and counts[cat] >= cap:
@@ -174,6 +192,9 @@ def _lists(
                         out_score[i, got] = pool_scores[t]
                         out_source[i, got] = pool_source[t]
                     got += 1
+            if exclude_held:
+                for t in range(indptr[i], indptr[i + 1]):
+                    held[indices[t]] = False
         # Reset the scratch marks this row set (cheaper than clearing whole arrays).
         for g in range(got):
             taken[out_pos[i, g]] = False
