@@ -68,6 +68,8 @@ class ExposureProcessLog(ExposureLog):
         flush_seconds: float = 1.0,
         send_seconds: float = 0.005,
         restart_seconds: float = 0.5,
+        log_level: str = "INFO",
+        log_json: bool = False,
     ) -> None:
         super().__init__(
             session_factory,
@@ -76,6 +78,7 @@ class ExposureProcessLog(ExposureLog):
             flush_seconds=flush_seconds,
         )
         self._database_url = database_url
+        self._log_env = {"FINREC_LOG_LEVEL": log_level, "FINREC_LOG_JSON": str(log_json).lower()}
         self._send_seconds = send_seconds
         self._restart_seconds = restart_seconds
         self._proc: asyncio.subprocess.Process | None = None
@@ -121,6 +124,7 @@ class ExposureProcessLog(ExposureLog):
             _URL_ENV: self._database_url,
             "FINREC_EXPOSURE_BATCH_ROWS": str(self._batch_rows),
             "FINREC_EXPOSURE_FLUSH_SECONDS": str(self._flush_seconds),
+            **self._log_env,
         }
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -316,10 +320,16 @@ def write_rows(session_factory: sessionmaker[Session], rows: list[ExposureRow]) 
 
 def _child() -> None:  # pragma: no cover - runs in the child process (tests drive it end to end)
     from app.db.session import make_engine, make_session_factory
+    from app.observability.logging import configure_logging
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    # The server's own log set-up: same format, and database errors lose their bound values
+    # (customer ids) before they are written.
+    configure_logging(
+        os.environ.get("FINREC_LOG_LEVEL", "INFO"),
+        json=os.environ.get("FINREC_LOG_JSON", "false") == "true",
+    )
     # Acknowledgements get a private copy of stdout; anything printed goes to stderr instead.
     acks = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
@@ -382,7 +392,13 @@ def exposure_writer(settings: Settings, session_factory: sessionmaker[Session]) 
     url: str = settings.database_url
     in_memory = url.startswith("sqlite") and url.split(":///", 1)[-1] in ("", ":memory:")
     if settings.exposure_writer == "process" and not in_memory and url != "sqlite://":
-        return ExposureProcessLog(session_factory, url, **options)
+        return ExposureProcessLog(
+            session_factory,
+            url,
+            log_level=settings.log_level,
+            log_json=settings.log_json,
+            **options,
+        )
     return ExposureLog(session_factory, **options)
 
 

@@ -198,3 +198,28 @@ def test_rows_the_pipe_cannot_carry_are_written_in_process(
 
     recorded = asyncio.run(run())
     assert stored(session_factory) == expected(recorded)
+
+
+def test_child_logs_failures_in_the_server_format_without_customer_values(
+    tmp_path: Path, capfd: Any
+) -> None:
+    url = f"sqlite:///{tmp_path / 'later.db'}"  # no tables yet: every write fails
+    factory = make_session_factory(make_engine(url))
+    planted = "PLANTED-CUSTOMER-4711"
+
+    async def run() -> None:
+        log = writer(url, factory, batch_rows=1, log_json=True)
+        log.start()
+        args = list(record(log, 0))
+        args[1] = planted
+        log.record_later(exposure_row, *args)
+        await wait_for(lambda: log.failed_flushes >= 1)
+        migrate.upgrade(url)
+        await wait_for(lambda: log.pending == 0)
+        await log.stop()
+
+    asyncio.run(run())
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert lines, "the failed write was not logged"
+    assert all(line.lstrip().startswith("{") for line in lines), lines
+    assert not [line for line in lines if planted in line]
