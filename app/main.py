@@ -165,7 +165,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(models.router)
     app.include_router(experiments.router)
     app.include_router(campaigns.router)
-    app.include_router(
-        metrics_router([] if settings.metrics_public else [require_scope("admin")])
-    )
+    app.include_router(metrics_router([] if settings.metrics_public else [require_scope("admin")]))
     return app
