@@ -149,7 +149,7 @@ def _lists(
                         n_pick += 1
             keys[:n_pick].sort()
             for c in range(min(n_pick, k)):
-                pos = np.int64(keys[c] & np.uint64(0xFFFFFFFF))
+                pos = int(keys[c] & np.uint64(0xFFFFFFFF))
                 counts[categories[pos]] += 1
                 taken[pos] = True
                 out_pos[i, got] = pos
