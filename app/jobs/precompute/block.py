@@ -3,9 +3,11 @@
 :meth:`RecommendationService._assemble` builds one customer's list from ranked candidates:
 take candidates best first under the per-category cap, then fill to ``k`` from the popularity
 pool (the customer's segment list, then the overall list) within the caps, then without them.
-Here the same rules run as array operations over a block of customers, so a batch run spends
-no Python per customer except to format its rows. Without campaign promotions (a batch never
-bakes them in) the result is the same list, item for item; the parity tests hold them equal.
+Here the same rules are stated as array operations over a block of customers: the readable
+form that the compiled loop the job runs (:mod:`app.jobs.precompute.kernel`) is tested against.
+Without campaign promotions (a batch never bakes them in) the result is the same list, item for
+item; the parity tests hold both equal to the live service. The popularity pools are built
+here once per run and used by both forms.
 """
 
 from __future__ import annotations

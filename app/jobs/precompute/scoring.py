@@ -1,9 +1,13 @@
-"""Score a block of customers: model scores, the vectorised policy gate, top candidates by
-``argpartition``, then the serving code's own caps, backfill and reasons for every customer.
+"""Score a block of customers: model scores, the policy gate in block form, top candidates by
+``argpartition``, then caps, backfill and reasons for the whole block (compiled, in
+:mod:`app.jobs.precompute.kernel`).
 
 The list a customer gets here is the list the live API would build: the candidates come from the
-same scores and the same gate (in its block form), and the final list is assembled by
-:class:`~app.services.recommend.service.RecommendationService` itself, not by a copy of it.
+same scores and the same gate, and the assembly follows
+:meth:`~app.services.recommend.service.RecommendationService._assemble` rule for rule (a batch
+has no promotions); the parity tests compare every customer of a test bank with the live
+service. Customers the block path does not cover (cold start, the fusion strategy) are scored
+one by one by the live service itself.
 """
 
 from __future__ import annotations
