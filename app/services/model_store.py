@@ -226,8 +226,10 @@ class ModelStore:
         try:
             model = self._loader(path)
         except (RecommenderError, OSError, ValueError) as exc:
+            # Name the artifact, not where this server keeps it: the message reaches API clients.
+            reason = str(exc).replace(str(path), path.name)
             raise InvalidArtifact(
-                f"model version {version!r} at {path} cannot be served: {exc}"
+                f"model version {version!r} ({path.name}) cannot be served: {reason}"
             ) from exc
         return LoadedModel.wrap(strategy, version, model)
 

@@ -47,7 +47,8 @@ def verified_manifest(artifact_dir: Path) -> dict[str, Any]:
     try:
         return verify_artifact(artifact_dir)
     except ArtifactError as exc:
-        raise InvalidArtifact(str(exc)) from exc
+        # Name the artifact, not where this server keeps it: the message reaches API clients.
+        raise InvalidArtifact(str(exc).replace(str(artifact_dir), artifact_dir.name)) from exc
 
 
 def make_version_id(algorithm: str, trained_at: datetime, sha256: str) -> str:

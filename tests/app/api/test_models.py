@@ -103,6 +103,8 @@ def test_tampered_artifact_is_refused_and_the_old_version_keeps_serving(
     assert response.headers["content-type"].startswith("application/problem+json")
     assert problem["type"].endswith("/invalid-artifact")
     assert "model.npz" in problem["detail"]
+    # The artifact is named, but not where this server keeps it on disk.
+    assert str(versions["pop-new"].parent) not in problem["detail"]
 
     store = client.app.state.model_store  # type: ignore[attr-defined]
     assert store.get("popularity").version == "pop-old"
@@ -152,5 +154,6 @@ def test_rollback_to_a_damaged_artifact_is_refused(
     response = client.post("/v1/strategies/popularity/rollback", headers=ADMIN)
     assert response.status_code == 422
     assert response.json()["type"].endswith("/invalid-artifact")
+    assert str(versions["pop-old"].parent) not in response.json()["detail"]
     [strategy] = client.get("/v1/models", headers=ADMIN).json()["activations"]
     assert (strategy["version"], strategy["loaded_version"]) == ("pop-new", "pop-new")
