@@ -193,4 +193,10 @@ _EXPOSURE_METRICS: tuple[tuple[str, Callable[[str, str, float], Metric], str, st
         "Exposure writes that failed (their rows were queued again).",
         "failed_flushes",
     ),
+    (
+        "finrec_exposure_refused",
+        _counter,
+        "Exposure rows the database refused for their content (left out, not retried).",
+        "refused",
+    ),
 )

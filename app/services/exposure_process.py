@@ -38,10 +38,10 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.services.exposures import ExposureLog, ExposureRow, Pending, _insert, _materialise
+from app.services.exposures import ExposureLog, ExposureRow, Pending, _materialise, write_rows
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -293,29 +293,6 @@ class ExposureProcessLog(ExposureLog):
 
 
 # ---- the child ------------------------------------------------------------------------------
-
-
-def write_rows(session_factory: sessionmaker[Session], rows: list[ExposureRow]) -> int:
-    """Insert ``rows`` in one transaction; on a unique-key clash (rows a previous writer already
-    committed before it could acknowledge them) insert one by one and skip the duplicates.
-    Returns the rows skipped. Database errors other than integrity errors propagate.
-    """
-    try:
-        with session_factory() as session, session.begin():
-            _insert(session, rows)
-        return 0
-    except IntegrityError:
-        pass
-    skipped = 0
-    for row in rows:
-        try:
-            with session_factory() as session, session.begin():
-                _insert(session, [row])
-        except IntegrityError:
-            skipped += 1
-    if skipped:
-        log.warning("skipped %d exposure rows already written", skipped)
-    return skipped
 
 
 def _child() -> None:  # pragma: no cover - runs in the child process (tests drive it end to end)

@@ -21,7 +21,7 @@ from datetime import UTC
 from typing import Any
 
 import orjson
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import Exposure
@@ -106,6 +106,33 @@ def _materialise(item: Pending) -> ExposureRow:
     return build(*args)
 
 
+def write_rows(session_factory: sessionmaker[Session], rows: list[ExposureRow]) -> int:
+    """Insert ``rows`` in one transaction; returns how many the database refused.
+
+    When the batch is refused for its content (a unique-key clash with rows a previous writer
+    committed before it could acknowledge them, or a value the database cannot store), the rows
+    are inserted one by one and only the refused ones are left out: one bad row must not block
+    the log behind it forever. Errors of availability (connection lost, database locked)
+    propagate, so the caller keeps the rows and retries.
+    """
+    try:
+        with session_factory() as session, session.begin():
+            _insert(session, rows)
+        return 0
+    except (IntegrityError, DataError):
+        pass
+    refused = 0
+    for row in rows:
+        try:
+            with session_factory() as session, session.begin():
+                _insert(session, [row])
+        except (IntegrityError, DataError) as exc:
+            refused += 1
+            # The error's class only: its text would carry the row's values (customer ids).
+            log.warning("exposure row refused by the database: %s", type(exc.orig).__name__)
+    return refused
+
+
 class ExposureLog:
     """Buffered writer of ``exposures`` rows (one per recommendation response)."""
 
@@ -127,6 +154,7 @@ class ExposureLog:
         self.dropped = 0
         self.written = 0
         self.failed_flushes = 0
+        self.refused = 0  # rows the database would never take (counted, then left out)
 
     @property
     def pending(self) -> int:
@@ -164,8 +192,7 @@ class ExposureLog:
                 rows = [_materialise(item) for item in batch]
                 batch = list(rows)  # keep built rows if they have to go back in the buffer
                 try:
-                    with self._session_factory() as session, session.begin():
-                        _insert(session, rows)
+                    refused = write_rows(self._session_factory, rows)
                 except (SQLAlchemyError, OSError) as exc:
                     self.failed_flushes += 1
                     room = max(self._max_buffer - len(self._buffer), 0)
@@ -173,7 +200,8 @@ class ExposureLog:
                     self.dropped += len(batch) - min(room, len(batch))
                     log.warning("exposure flush failed; will retry: %s", exc)
                     break
-                written += len(batch)
+                self.refused += refused
+                written += len(batch) - refused
         self.written += written
         return written
 

@@ -63,6 +63,20 @@ def test_failed_flush_keeps_rows_for_the_next_try(session_factory: sessionmaker[
     assert log.flush() == 1
 
 
+def test_a_row_the_database_refuses_is_left_out_instead_of_blocking_the_log(
+    session_factory: sessionmaker[Session],
+) -> None:
+    log = ExposureLog(session_factory, batch_rows=10)
+    bad = {**row(2), "recommendation_id": None}  # NOT NULL: refused for its content
+    for item in (row(1), bad, row(3)):
+        log.record(item)
+    assert log.flush() == 2
+    assert log.pending == 0 and log.refused == 1 and log.failed_flushes == 0
+    assert count(session_factory) == 2
+    log.record(row(4))  # the log goes on
+    assert log.flush() == 1 and count(session_factory) == 3
+
+
 def test_stop_flushes_what_is_left(session_factory: sessionmaker[Session]) -> None:
     async def run() -> None:
         log = ExposureLog(session_factory, flush_seconds=60)
