@@ -1,9 +1,9 @@
-"""The earliest holding event per (customer, product) among the rows an import inserted.
+"""Holdings derived on SQLite from the rows an import inserts, written chunk by chunk.
 
-Gathered chunk by chunk as interactions are written, so deriving holdings on SQLite never scans
-the interactions table. Memory grows with the distinct (customer, product) pairs held, not with
-the file: three int64 numpy arrays (24 bytes a pair) once compacted, plus the not yet compacted
-pairs of recent chunks (bounded by the compacted size, see ``add``).
+Each chunk's earliest holding event per (customer, product) is upserted as soon as the chunk is
+written, so memory depends on the chunk only: no pair set grows with the file, and nothing scans
+the interactions table again. (PostgreSQL derives holdings with one INSERT … SELECT after the
+load instead: see ``writers.derive_holdings``.)
 """
 
 from __future__ import annotations
@@ -16,15 +16,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, select
 
-_BATCH = 50_000
-# Compact once the pending pairs reach this many, or the compacted set's size if larger: total
-# sorting work stays proportional to the final size (each compaction at least doubles the work
-# covered) while pending memory never exceeds the compacted set plus this floor.
-_COMPACT_FLOOR = 500_000
+from app.db.models import Holding
 
 _Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]  # customer_pk, product_pk, since (µs UTC)
+
+_UPSERT = (
+    "INSERT INTO holdings (customer_pk, product_pk, source, since, updated_at) "
+    "VALUES (?, ?, 'event', ?, ?) ON CONFLICT (customer_pk, product_pk) "
+    "DO UPDATE SET since = excluded.since, updated_at = excluded.updated_at "
+    "WHERE excluded.since < holdings.since"
+)
 
 
 def _earliest(customers: np.ndarray, products: np.ndarray, since: np.ndarray) -> _Arrays:
@@ -36,81 +39,61 @@ def _earliest(customers: np.ndarray, products: np.ndarray, since: np.ndarray) ->
     return c[first], p[first], t[first]
 
 
-class HoldingPairs:
-    """Accumulates (customer_pk, product_pk) -> earliest holding-event time for one import."""
+def earliest_pairs(frame: pd.DataFrame, holding_event_types: Sequence[str]) -> _Arrays:
+    """The earliest holding event per (customer_pk, product_pk) of one chunk, in key order."""
+    held = frame[frame["event_type"].isin(list(holding_event_types))]
+    since = held["occurred_at"].dt.tz_convert(UTC).dt.tz_localize(None)
+    return _earliest(
+        held["customer_pk"].to_numpy(dtype=np.int64),
+        held["product_pk"].to_numpy(dtype=np.int64),
+        since.to_numpy(dtype="datetime64[us]").view(np.int64),
+    )
 
-    def __init__(self, holding_event_types: Sequence[str]) -> None:
+
+class SQLiteHoldings:
+    """Upserts the holdings of each inserted chunk; counts the holdings changed at the end.
+
+    A new pair is inserted with ``since`` = its earliest event; an existing holding (from an
+    earlier import or an earlier chunk) only moves ``since`` earlier. Every row this import
+    inserts or moves gets ``updated_at`` = the import's timestamp, which is how ``finish``
+    counts each changed pair once, however many chunks touched it.
+    """
+
+    def __init__(self, conn: Connection, holding_event_types: Sequence[str], now: datetime) -> None:
+        self.conn = conn
         self.types = list(holding_event_types)
-        empty = np.zeros(0, dtype=np.int64)
-        self._compact: _Arrays = (empty, empty, empty)
-        self._pending: list[_Arrays] = []
-        self._pending_rows = 0
-
-    def __len__(self) -> int:
-        """Distinct pairs gathered so far (compacts first)."""
-        self._compaction()
-        return len(self._compact[0])
+        self.now = now
+        # The stored text format of UTCDateTime on SQLite (naive UTC, microseconds).
+        self._stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
     def add(self, frame: pd.DataFrame) -> None:
-        """Take the holding events of a chunk of inserted rows."""
+        """Upsert the holdings implied by a chunk of inserted rows."""
         if not self.types or frame.empty:
             return
-        held = frame[frame["event_type"].isin(self.types)]
-        if held.empty:
-            return
-        since = held["occurred_at"].dt.tz_convert(UTC).dt.tz_localize(None)
-        pairs = _earliest(
-            held["customer_pk"].to_numpy(dtype=np.int64),
-            held["product_pk"].to_numpy(dtype=np.int64),
-            since.to_numpy(dtype="datetime64[us]").view(np.int64),
-        )
-        self._pending.append(pairs)
-        self._pending_rows += len(pairs[0])
-        if self._pending_rows >= max(_COMPACT_FLOOR, len(self._compact[0])):
-            self._compaction()
-
-    def _compaction(self) -> None:
-        if not self._pending:
-            return
-        parts = [self._compact, *self._pending]
-        self._pending, self._pending_rows = [], 0
-        self._compact = _earliest(*(np.concatenate([part[i] for part in parts]) for i in range(3)))
-
-    def upsert_sqlite(self, conn: Connection, now: datetime) -> int:
-        """Insert new holdings and move ``since`` earlier on existing ones; returns rows changed.
-
-        (PostgreSQL derives holdings with one INSERT … SELECT instead: see
-        ``writers.derive_holdings``.)
-        """
-        self._compaction()
-        customers, products, since = self._compact
+        customers, products, since = earliest_pairs(frame, self.types)
         if not len(customers):
-            return 0
-        stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        written = 0
+            return
+        # Same text format as the stored column, which also orders correctly for the comparison.
+        text = pc.cast(pa.array(since, type=pa.timestamp("us")), pa.string())
+        cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            # Key order (the arrays are sorted) keeps the holdings b-tree inserts sequential;
-            # slices keep the Python objects for the driver few at a time.
-            for start in range(0, len(customers), _BATCH):
-                end = start + _BATCH
-                # The stored text format of UTCDateTime on SQLite (naive UTC, microseconds),
-                # which also orders correctly as text for the comparison below.
-                text = pc.cast(pa.array(since[start:end], type=pa.timestamp("us")), pa.string())
-                cursor.executemany(
-                    "INSERT INTO holdings (customer_pk, product_pk, source, since, updated_at) "
-                    "VALUES (?, ?, 'event', ?, ?) ON CONFLICT (customer_pk, product_pk) "
-                    "DO UPDATE SET since = excluded.since, updated_at = excluded.updated_at "
-                    "WHERE excluded.since < holdings.since",
-                    zip(
-                        customers[start:end].tolist(),
-                        products[start:end].tolist(),
-                        text.to_pylist(),
-                        itertools.repeat(stamp),
-                        strict=False,
-                    ),
-                )
-                written += max(int(cursor.rowcount), 0)
-            return written
+            # Key order within the chunk keeps the holdings b-tree inserts local.
+            cursor.executemany(
+                _UPSERT,
+                zip(
+                    customers.tolist(),
+                    products.tolist(),
+                    text.to_pylist(),
+                    itertools.repeat(self._stamp),
+                    strict=False,
+                ),
+            )
         finally:
             cursor.close()
+
+    def finish(self) -> int:
+        """Holdings this import inserted or moved earlier (each pair counted once)."""
+        if not self.types:
+            return 0
+        count = select(func.count()).where(Holding.updated_at == self.now)
+        return int(self.conn.execute(count).scalar_one())

@@ -168,7 +168,7 @@ def _load(
             products=writers.load_key_map(conn, "products"),
         )
         watermark = writers.max_interaction_id(conn)
-        writer = writers.interaction_writer(conn, watermark, settings.holding_event_types)
+        writer = writers.interaction_writer(conn, watermark, settings.holding_event_types, now)
         if writers.should_rebuild_indexes(info.size_bytes, watermark):
             rebuild = writers.drop_secondary_indexes(conn)
             constraints = writers.drop_foreign_keys(conn)
@@ -226,10 +226,11 @@ def _load(
 def _derive_holdings(
     conn: Connection, writer: writers.InteractionWriter, settings: Settings, now: datetime
 ) -> int:
-    """SQLite: from the pairs the writer gathered per chunk (a GROUP BY over the whole new part
-    of the table cost more per row the larger the load); PostgreSQL: one INSERT … SELECT."""
-    if conn.dialect.name == "sqlite":
-        return writer.holdings.upsert_sqlite(conn, now)
+    """SQLite: the writer upserted each chunk's holdings as it went (a GROUP BY over the whole
+    new part of the table cost more per row the larger the load), this counts them;
+    PostgreSQL: one INSERT … SELECT."""
+    if writer.holdings is not None:
+        return writer.holdings.finish()
     return writers.derive_holdings(conn, writer.watermark, settings.holding_event_types, now)
 
 

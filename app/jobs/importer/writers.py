@@ -33,7 +33,7 @@ from sqlalchemy.schema import AddConstraint, DropConstraint
 
 from app.db.base import UTCDateTime
 from app.db.models import Customer, Holding, ImportRun, Interaction, Product
-from app.jobs.importer.holdings import HoldingPairs
+from app.jobs.importer.holdings import SQLiteHoldings
 from app.jobs.importer.report import ImportResult
 from app.jobs.importer.rules import KeyMap
 
@@ -217,11 +217,12 @@ class InteractionWriter:
     """
 
     def __init__(
-        self, conn: Connection, watermark: int, holding_event_types: Sequence[str] = ()
+        self, conn: Connection, watermark: int, holdings: SQLiteHoldings | None = None
     ) -> None:
         self.conn = conn
         self.watermark = watermark
-        self.holdings = HoldingPairs(holding_event_types)
+        # SQLite: holdings upserted per chunk; PostgreSQL derives them after the load.
+        self.holdings = holdings
 
     def write(self, frame: pd.DataFrame) -> WriteOutcome:
         none = np.zeros(len(frame), dtype=bool)
@@ -231,7 +232,8 @@ class InteractionWriter:
         inserted = self._fast_insert(frame)
         if inserted == len(frame):
             savepoint.commit()
-            self.holdings.add(frame)
+            if self.holdings is not None:
+                self.holdings.add(frame)
             return WriteOutcome(inserted, none, none)
         savepoint.rollback()
         known = self._existing_ids(frame["event_id"].tolist())
@@ -242,7 +244,8 @@ class InteractionWriter:
         inserted = self._bulk_insert(fresh) if len(fresh) else 0
         # Every fresh row was inserted: within the chunk event ids are unique (the rules
         # reject repeats) and the lookup above found all earlier ones.
-        self.holdings.add(fresh)
+        if self.holdings is not None:
+            self.holdings.add(fresh)
         return WriteOutcome(inserted, already, repeated)
 
     def _existing_ids(self, event_ids: Sequence[str]) -> dict[str, int]:
@@ -366,11 +369,13 @@ def _pylist(series: pd.Series) -> list[Any]:
 
 
 def interaction_writer(
-    conn: Connection, watermark: int, holding_event_types: Sequence[str] = ()
+    conn: Connection, watermark: int, holding_event_types: Sequence[str], now: datetime
 ) -> InteractionWriter:
+    """The bulk writer for the connection's backend (on SQLite, writing holdings per chunk)."""
     if conn.dialect.name == "postgresql":
         return PostgresInteractionWriter(conn, watermark)
-    return SQLiteInteractionWriter(conn, watermark, holding_event_types)
+    holdings = SQLiteHoldings(conn, holding_event_types, now)
+    return SQLiteInteractionWriter(conn, watermark, holdings)
 
 
 def derive_holdings(

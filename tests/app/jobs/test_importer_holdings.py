@@ -1,13 +1,16 @@
-"""The per-import holdings accumulator: earliest holding event per pair, whatever the chunking."""
+"""Holdings derived per chunk on SQLite: earliest holding event per pair, whatever the chunking."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import Engine, select
 
-from app.jobs.importer import holdings
-from app.jobs.importer.holdings import HoldingPairs
+from app.db.models import Holding
+from app.jobs.importer.holdings import SQLiteHoldings, earliest_pairs
 
 
 def _chunk(rng: np.random.Generator, rows: int) -> pd.DataFrame:
@@ -25,31 +28,55 @@ def _chunk(rng: np.random.Generator, rows: int) -> pd.DataFrame:
     )
 
 
-@pytest.mark.parametrize("floor", [1, 7, 1_000_000])
-def test_pairs_match_a_group_by_over_all_rows(monkeypatch: pytest.MonkeyPatch, floor: int) -> None:
-    # floor=1 compacts after every chunk, 7 every few, 1,000,000 only at the end.
-    monkeypatch.setattr(holdings, "_COMPACT_FLOOR", floor)
-    rng = np.random.default_rng(3)
-    chunks = [_chunk(rng, int(n)) for n in rng.integers(0, 40, 25)]
-    pairs = HoldingPairs(["purchase", "hold"])
-    for chunk in chunks:
-        pairs.add(chunk)
+def _expected(chunks: list[pd.DataFrame]) -> dict[tuple[int, int], pd.Timestamp]:
     every = pd.concat(chunks)
     held = every[every["event_type"].isin(["purchase", "hold"])]
-    expected = held.groupby(["customer_pk", "product_pk"])["occurred_at"].min()
-    customers, products, since = pairs._compact if len(pairs) else ([], [], [])
+    earliest = held.groupby(["customer_pk", "product_pk"])["occurred_at"].min()
+    return {(int(c), int(p)): t.tz_convert("UTC") for (c, p), t in earliest.items()}
+
+
+def test_earliest_pairs_of_a_chunk_match_a_group_by() -> None:
+    chunk = _chunk(np.random.default_rng(5), 400)
+    customers, products, since = earliest_pairs(chunk, ["purchase", "hold"])
     got = {
         (int(c), int(p)): pd.Timestamp(int(t), unit="us", tz="UTC")
         for c, p, t in zip(customers, products, since, strict=True)
     }
-    assert got == {key: value.tz_convert("UTC") for key, value in expected.items()}
-    assert len(pairs) == len(expected) > 0
-    # Sorted by (customer, product): the upsert relies on key order.
+    assert got == _expected([chunk])
     keys = list(zip(customers, products, strict=True))
     assert keys == sorted(keys)
 
 
-def test_no_holding_types_gathers_nothing() -> None:
-    pairs = HoldingPairs([])
-    pairs.add(_chunk(np.random.default_rng(1), 30))
-    assert len(pairs) == 0
+@pytest.mark.parametrize("seed", [3, 11])
+def test_chunk_by_chunk_upserts_keep_the_earliest_and_count_each_pair_once(
+    engine: Engine, seed: int
+) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL derives holdings with one INSERT … SELECT")
+    rng = np.random.default_rng(seed)
+    chunks = [_chunk(rng, int(n)) for n in rng.integers(0, 40, 25)]
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA foreign_keys = OFF")  # pairs without customer rows
+        conn.commit()
+        holdings = SQLiteHoldings(conn, ["purchase", "hold"], now)
+        for chunk in chunks:
+            holdings.add(chunk)
+        written = holdings.finish()
+        rows = conn.execute(select(Holding.customer_pk, Holding.product_pk, Holding.since))
+        got = {(c, p): pd.Timestamp(since) for c, p, since in rows}
+        conn.rollback()
+    expected = _expected(chunks)
+    assert got == expected
+    assert written == len(expected) > 0
+
+
+def test_no_holding_types_writes_nothing(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL derives holdings with one INSERT … SELECT")
+    with engine.connect() as conn:
+        holdings = SQLiteHoldings(conn, [], datetime(2026, 1, 1, tzinfo=UTC))
+        holdings.add(_chunk(np.random.default_rng(1), 30))
+        assert holdings.finish() == 0
+        assert conn.execute(select(Holding.customer_pk)).first() is None
+        conn.rollback()
