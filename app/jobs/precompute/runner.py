@@ -24,13 +24,13 @@ from app.db.models import ModelVersion
 from app.db.session import make_session_factory
 from app.jobs.precompute import store
 from app.jobs.precompute.export import export_batch
-from app.jobs.precompute.population import Population, load_population
+from app.jobs.precompute.population import DataChanged, PopulationReader
 from app.jobs.precompute.scoring import ChunkScorer
 from app.services import registry
 from app.services.errors import DomainError
 from app.services.model_store import PREFERENCE, LoadedModel, ModelStore
 from app.services.profiles import Profile, read_profile
-from app.services.recommend.catalog import load_catalog
+from app.services.recommend.catalog import CatalogSnapshot, load_catalog
 from app.services.recommend.catalog_holder import CatalogHolder
 from app.services.recommend.promotions import PromotionBook
 from app.services.recommend.service import RecommendationService
@@ -158,7 +158,11 @@ def _choose_model(
 
 
 def _serving_service(
-    settings: Settings, engine: Engine, strategy: str, version: ModelVersion, population: Population
+    settings: Settings,
+    engine: Engine,
+    strategy: str,
+    version: ModelVersion,
+    catalog: CatalogSnapshot,
 ) -> tuple[RecommendationService, LoadedModel]:
     """The service exactly as the API builds it, holding the models the API would hold."""
     models = ModelStore(artifact_root=settings.artifact_dir)
@@ -168,7 +172,7 @@ def _serving_service(
     except DomainError as exc:
         raise PrecomputeError(str(exc), "config") from exc
     service = RecommendationService(
-        settings, CatalogHolder(None, population.catalog), models, PromotionBook(None)
+        settings, CatalogHolder(None, catalog), models, PromotionBook(None)
     )
     return service, loaded
 
@@ -191,17 +195,18 @@ def run_precompute(
     with factory() as session:
         strategy, version = _choose_model(session, settings, options)
         catalog = load_catalog(session)
-        population = load_population(
-            session, catalog, as_of, settings.risk_assessment_validity_months
+        reader = PopulationReader(
+            session, catalog, as_of, settings.risk_assessment_validity_months, options.chunk_size
         )
-    if population.size == 0:
+        plan = reader.plan(session)
+    if plan.size == 0:
         raise PrecomputeError(
             "there are no customers to score: import customers first", "invalid_data"
         )
-    service, loaded = _serving_service(settings, engine, strategy, version, population)
-    fingerprint = population.fingerprint()
+    service, loaded = _serving_service(settings, engine, strategy, version, catalog)
+    fingerprint = plan.fingerprint
     batch_id = batch_identity(strategy, version.version, options, as_of, fingerprint)
-    chunks_total = -(-population.size // options.chunk_size)
+    chunks_total = plan.chunks
     batch = store.ensure_batch(
         engine,
         {
@@ -213,7 +218,7 @@ def run_precompute(
             "shard_count": options.shard.count,
             "as_of": as_of,
             "data_fingerprint": fingerprint,
-            "customers_total": population.size,
+            "customers_total": plan.size,
             "chunks_total": chunks_total,
         },
     )
@@ -227,13 +232,20 @@ def run_precompute(
         with factory() as session:
             return read_profile(session, customer_id, settings.risk_assessment_validity_months)
 
-    scorer = ChunkScorer(service, loaded, population, options.k, as_of, full_profile)
+    scorer = ChunkScorer(service, loaded, catalog, options.k, as_of, full_profile)
     written = 0
     for n, chunk in enumerate(todo, start=1):
         tick = time.perf_counter()
-        start = chunk * options.chunk_size
-        stop = min(start + options.chunk_size, population.size)
-        result = scorer.score(batch_id, start, stop)
+        start, stop = plan.bounds(chunk)
+        with factory() as session:
+            try:
+                block = reader.chunk(session, plan, chunk)
+            except DataChanged as exc:
+                raise PrecomputeError(
+                    f"{exc}: run the command again to score the data as it is now"
+                ) from exc
+        result = scorer.score(batch_id, block)
+        del block
         seconds = time.perf_counter() - tick
         if store.write_chunk(
             engine,
@@ -267,7 +279,7 @@ def run_precompute(
         model_version=version.version,
         shard=options.shard,
         complete=complete,
-        customers_total=population.size,
+        customers_total=plan.size,
         chunks_total=chunks_total,
         chunks_written=written,
         chunks_resumed=len(mine) - len(todo),

@@ -26,7 +26,7 @@ from app.jobs.precompute.block import (
     build_pools,
 )
 from app.jobs.precompute.kernel import block_lists
-from app.jobs.precompute.population import Population
+from app.jobs.precompute.population import Block
 from app.services.model_store import LoadedModel
 from app.services.recommend import reasons as R
 from app.services.recommend.catalog import CatalogSnapshot
@@ -251,7 +251,7 @@ def reason_code_ids(
 
 def format_rows(
     batch_id: str,
-    customer_ids: list[str],
+    customer_ids: np.ndarray | list[str],
     r: np.ndarray,
     c: np.ndarray,
     lists: BlockLists,
@@ -286,15 +286,14 @@ class ChunkScorer:
         self,
         service: RecommendationService,
         loaded: LoadedModel,
-        population: Population,
+        catalog: CatalogSnapshot,
         k: int,
         as_of: datetime,
         read_profile: object | None = None,
     ) -> None:
         self.service = service
         self.loaded = loaded
-        self.population = population
-        self.catalog = population.catalog
+        self.catalog = catalog
         self.k = k
         self.as_of = as_of
         self.request = RecommendRequest(k=k, strategy=loaded.strategy)
@@ -310,34 +309,34 @@ class ChunkScorer:
             [base, R.POPULAR_IN_SEGMENT, R.POPULAR, no_segment, R.NON_PERSONALISED], dtype=object
         )
         self.inputs = BlockInputs.of(self.catalog, self.layout)
-        self.customer_ids = population.customer_ids
-        self.positions = np.fromiter(
-            (loaded.customer_position(c) for c in population.customer_ids),
-            dtype=np.int64,
-            count=population.size,
-        )
-        pools = self.inputs.pools
-        self.pool_index = np.fromiter(
-            (pools.index_of(s) for s in population.segments), dtype=np.int64, count=population.size
-        )
-        self.no_segment = np.fromiter(
-            (s is None for s in population.segments), dtype=bool, count=population.size
-        )
 
-    def score(self, batch_id: str, start: int, stop: int) -> ChunkResult:
-        pop = self.population
-        rows = slice(start, stop)
-        personalised = pop.consent[rows]
-        positions = self.positions[rows]
+    def score(self, batch_id: str, block: Block) -> ChunkResult:
+        """The batch rows and outcome counts of one chunk of customers."""
+        n = block.size
+        personalised = block.consent
+        positions = np.fromiter(
+            (self.loaded.customer_position(c) for c in block.customer_ids.tolist()),
+            dtype=np.int64,
+            count=n,
+        )
+        no_segment = np.fromiter((s is None for s in block.segments.tolist()), dtype=bool, count=n)
         fast = personalised & (positions >= 0) & self.vectorised
         # Personalised customers off the fast path (cold start, fusion) take the live route.
-        block = fast | ~personalised
-        risk = pop.effective_risk[rows].astype(np.int64)
-        holdings: sp.csr_matrix = pop.holdings[rows]
+        on_block = fast | ~personalised
+        risk = block.effective_risk.astype(np.int64)
+        holdings: sp.csr_matrix = block.holdings
         scores = None
         if fast.any():
             scores = score_block(self.loaded, self.catalog, self.layout, positions[fast])
-        pool_index = np.where(fast, self.pool_index[rows], 0)
+        pools = self.inputs.pools
+        pool_index = np.fromiter(
+            (
+                pools.index_of(s) if f else 0
+                for s, f in zip(block.segments.tolist(), fast.tolist(), strict=True)
+            ),
+            dtype=np.int64,
+            count=n,
+        )
         lists = score_lists(
             self.inputs,
             scores,
@@ -350,11 +349,11 @@ class ChunkScorer:
             self.exclude_held,
         )
         lengths = (lists.positions >= 0).sum(axis=1)
-        code_id = reason_code_ids(lists, fast, personalised, self.no_segment[rows])
-        r, c = np.nonzero((lists.positions >= 0) & block[:, None])
+        code_id = reason_code_ids(lists, fast, personalised, no_segment)
+        r, c = np.nonzero((lists.positions >= 0) & on_block[:, None])
         out = format_rows(
             batch_id,
-            self.customer_ids[start:stop],
+            block.customer_ids,
             r,
             c,
             lists,
@@ -363,7 +362,7 @@ class ChunkScorer:
             self.code_table,
         )
         outcomes: dict[str, int] = {}
-        empty = int((block & (lengths == 0)).sum())
+        empty = int((on_block & (lengths == 0)).sum())
         for name, count in (
             (NO_ELIGIBLE_PRODUCT, empty),
             (PERSONALISED, int((fast & (lengths > 0)).sum())),
@@ -371,15 +370,16 @@ class ChunkScorer:
         ):
             if count:
                 outcomes[name] = count
-        live = np.flatnonzero(~block)
+        live = np.flatnonzero(~on_block)
         if live.size:
-            out = self._merge_live(batch_id, start, live, r, out, outcomes)
+            out = self._merge_live(batch_id, block, positions, live, r, out, outcomes)
         return ChunkResult(out, outcomes)
 
     def _merge_live(
         self,
         batch_id: str,
-        start: int,
+        block: Block,
+        positions: np.ndarray,
         live: np.ndarray,
         block_rows: np.ndarray,
         block_out: list[Row],
@@ -393,27 +393,27 @@ class ChunkScorer:
         for i, cut in zip(live.tolist(), bounds, strict=True):
             out.extend(block_out[taken:cut])
             taken = cut
-            rows, outcome = self._live_rows(batch_id, start + i)
+            rows, outcome = self._live_rows(batch_id, block, i, bool(positions[i] < 0))
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
             out.extend(rows)
         out.extend(block_out[taken:])
         return out
 
-    def _live_rows(self, batch_id: str, row: int) -> tuple[list[Row], str]:
-        pop = self.population
+    def _live_rows(
+        self, batch_id: str, block: Block, row: int, unknown: bool
+    ) -> tuple[list[Row], str]:
         service = self.service
-        profile = pop.profile(row)
+        profile = block.profile(row)
         decision = Gate(
             gate_rows(
                 self.inputs.allowed_by_class,
-                pop.effective_risk[row : row + 1].astype(np.int64),
-                pop.holdings[row : row + 1],
+                block.effective_risk[row : row + 1].astype(np.int64),
+                block.holdings[row : row + 1],
                 self.exclude_held,
             )[0],
-            bool(pop.consent[row]),
-            int(pop.effective_risk[row]),
+            bool(block.consent[row]),
+            int(block.effective_risk[row]),
         )
-        unknown = self.positions[row] < 0
         if decision.personalised and unknown and self.read_profile is not None:
             # Cold start scores declared attributes, so read the full profile as live does.
             profile = self.read_profile(profile.customer_id)  # type: ignore[operator]
