@@ -56,9 +56,7 @@ step "creating demo API keys (an admin key and a read-only key for the mobile ap
 ADMIN_KEY=$($BIN/finrec keys create --name demo-admin --scope admin --replace)
 READ_KEY=$($BIN/finrec keys create --name demo-read --scope recommendations:read --replace)
 mkdir -p var
-umask 077
-printf 'FINREC_DEMO_ADMIN_KEY=%s\nFINREC_DEMO_READ_KEY=%s\n' "$ADMIN_KEY" "$READ_KEY" > var/demo-keys.env
-umask 022
+(umask 077; printf 'ADMIN_KEY=%s\nREAD_KEY=%s\n' "$ADMIN_KEY" "$READ_KEY" > var/demo-keys.env)
 
 mapfile -t SAMPLE < <($BIN/python - <<'PY'
 import os
@@ -79,7 +77,7 @@ PY
 BASE="http://$HOST:$PORT"
 cat <<MSG
 
-finrec is starting on $BASE — try, in another terminal (keys also in var/demo-keys.env):
+finrec is starting on $BASE — try, in another terminal (or `source var/demo-keys.env` for the two keys):
 
   READ_KEY=$READ_KEY
   ADMIN_KEY=$ADMIN_KEY
