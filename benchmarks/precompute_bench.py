@@ -342,46 +342,54 @@ def seed_database(url: str, customers: int, products: int, artifacts: Path) -> N
 
 
 def e2e(args: argparse.Namespace) -> dict[str, Any]:
+    import shutil
+    import subprocess
+
     from sqlalchemy import text
 
     from app.db.session import make_engine
-    from app.jobs.precompute import PrecomputeOptions, run_precompute
-    from app.settings import Settings
 
     work = Path(tempfile.mkdtemp(prefix="finrec-precompute-"))
-    if args.backend == "sqlite":
-        url = f"sqlite:///{work / 'bench.db'}"
-    else:
-        admin = make_engine(args.pg_admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text("DROP DATABASE IF EXISTS finrec_precompute_bench WITH (FORCE)"))
-            conn.execute(text("CREATE DATABASE finrec_precompute_bench"))
-        admin.dispose()
-        url = args.pg_admin_url.rsplit("/", 1)[0] + "/finrec_precompute_bench"
-    tick = time.perf_counter()
-    seed_database(url, args.customers, args.products, work / "artifacts")
-    seeded = time.perf_counter() - tick
-    settings = Settings(
-        database_url=url,
-        artifact_dir=work / "artifacts",
-        default_strategy="als",
-        _env_file=None,  # type: ignore[call-arg]
-    )
-    engine = make_engine(url)
-    import gc
-
-    gc.collect()
-    Path("/proc/self/clear_refs").write_text("5")  # the peak below is the run's own
-    before = _status_mib("VmRSS")
-    load_before = os.getloadavg()
-    with threadpool_limits(1):
-        tick, cpu = time.perf_counter(), time.process_time()
-        result = run_precompute(
-            engine, settings, PrecomputeOptions(k=args.k, chunk_size=args.chunk_size)
+    try:
+        if args.backend == "sqlite":
+            url = f"sqlite:///{work / 'bench.db'}"
+        else:
+            admin = make_engine(args.pg_admin_url, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text("DROP DATABASE IF EXISTS finrec_precompute_bench WITH (FORCE)"))
+                conn.execute(text("CREATE DATABASE finrec_precompute_bench"))
+            admin.dispose()
+            url = args.pg_admin_url.rsplit("/", 1)[0] + "/finrec_precompute_bench"
+        tick = time.perf_counter()
+        seed_database(url, args.customers, args.products, work / "artifacts")
+        seeded = time.perf_counter() - tick
+        # The job runs in a fresh interpreter, so its peak RSS is its own, not the seeding's.
+        child = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "e2e-run",
+                "--url",
+                url,
+                "--artifacts",
+                str(work / "artifacts"),
+                "--k",
+                str(args.k),
+                "--chunk-size",
+                str(args.chunk_size),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
-        seconds = time.perf_counter() - tick
-        cpu_seconds = time.process_time() - cpu
-    engine.dispose()
+        run = json.loads(child.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if args.backend == "postgresql":
+            admin = make_engine(args.pg_admin_url, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text("DROP DATABASE IF EXISTS finrec_precompute_bench WITH (FORCE)"))
+            admin.dispose()
     return {
         "mode": "e2e",
         "backend": args.backend,
@@ -390,22 +398,60 @@ def e2e(args: argparse.Namespace) -> dict[str, Any]:
         "k": args.k,
         "chunk_size": args.chunk_size,
         "seed_seconds": seeded,
+        "customers_per_second": args.customers / run["seconds"],
+        **run,
+    }
+
+
+def e2e_run(args: argparse.Namespace) -> dict[str, Any]:
+    """The child of ``e2e``: one ``run_precompute`` in this fresh process, then its memory."""
+    from app.db.session import make_engine
+    from app.jobs.precompute import PrecomputeOptions, run_precompute
+    from app.settings import Settings
+    from recommenders.artifacts import load_artifact
+
+    settings = Settings(
+        database_url=args.url,
+        artifact_dir=args.artifacts,
+        default_strategy="als",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    engine = make_engine(args.url)
+    before = _status_mib("VmRSS")  # interpreter and libraries
+    load_before = os.getloadavg()
+    with threadpool_limits(1):
+        tick, cpu = time.perf_counter(), time.process_time()
+        result = run_precompute(
+            engine, settings, PrecomputeOptions(k=args.k, chunk_size=args.chunk_size)
+        )
+        seconds = time.perf_counter() - tick
+        cpu_seconds = time.process_time() - cpu
+    peak = _status_mib("VmHWM")
+    engine.dispose()
+    # What the served model itself holds per customer (measured after the peak was read).
+    model = load_artifact(next(args.artifacts.rglob("manifest.json")).parent)
+    factors = np.asarray(model.customer_factors)
+    ids = np.asarray(model.customer_ids.external).tolist()
+    index = {c: i for i, c in enumerate(ids)}
+    index_bytes = sys.getsizeof(index) + sum(sys.getsizeof(c) for c in ids)
+    return {
         "seconds": seconds,
-        "customers_per_second": args.customers / seconds,
-        "cpu_seconds_of_this_process": cpu_seconds,
+        "cpu_seconds_of_the_job_process": cpu_seconds,
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "rows": result.rows,
         "outcomes": result.outcomes,
         "complete": result.complete,
         "rss_before_run_mib": before,
-        "peak_rss_during_run_mib": _status_mib("VmHWM"),
+        "peak_rss_of_the_job_process_mib": peak,
+        "model_customer_factors_bytes_per_customer": factors.nbytes / factors.shape[0],
+        "model_customer_index_bytes_per_customer": index_bytes / len(ids),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("mode", choices=["core", "rss", "e2e"])
+    parser.add_argument("mode", choices=["core", "rss", "e2e", "e2e-run"])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--products", type=int, default=300)
     parser.add_argument("--factors", type=int, default=64)
@@ -417,7 +463,12 @@ def main() -> None:
         "--pg-admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
     )
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--artifacts", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.mode == "e2e-run":
+        print(json.dumps(e2e_run(args), default=str))
+        return
     result = {"core": core, "rss": rss, "e2e": e2e}[args.mode](args)
     result["machine"] = machine()
     result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
