@@ -7,11 +7,17 @@ process so peak RSS belongs to that import alone. Results go to ``benchmarks/res
 
     python -m benchmarks.import_bench --rows 10000000 --small-rows 1000000
     python -m benchmarks.import_bench --database-url postgresql+psycopg://postgres@127.0.0.1/test
+
+Diagnostics: ``--no-holdings`` imports with no holding event types (so no holdings are derived);
+``--trace-memory`` adds, per chunk, the resident set size, SQLite's own allocator figures
+(``sqlite3_status64``, read through the process's libsqlite3) and pyarrow's allocated bytes.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import json
 import os
 import platform
@@ -19,6 +25,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -142,13 +149,49 @@ def fresh_database(url: str, scratch: Path, label: str) -> str:
     return target
 
 
+def _rss_mib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) // 1024
+    return -1
+
+
+def _sqlite_memory() -> Callable[[], tuple[int, int]]:
+    """(current, high-water) MiB that SQLite has allocated in this process; the sqlite3
+    module links the shared libsqlite3, so the library loaded here is the same instance."""
+    name = ctypes.util.find_library("sqlite3")
+    lib = ctypes.CDLL(name) if name else None
+
+    def read() -> tuple[int, int]:
+        if lib is None:
+            return (-1, -1)
+        current, high = ctypes.c_int64(), ctypes.c_int64()
+        lib.sqlite3_status64(0, ctypes.byref(current), ctypes.byref(high), 0)  # MEMORY_USED
+        return current.value >> 20, high.value >> 20
+
+    return read
+
+
 def child(kind: str, path: str, url: str) -> None:
     """Run one import in this process and print its figures as JSON (used via subprocess)."""
     from app.db.session import make_engine
-    from app.jobs.importer import ImportKind, run_import
+    from app.jobs.importer import ImportKind, ImportOptions, run_import
     from app.settings import Settings
 
+    diagnostics = set(os.environ.get("FINREC_BENCH_DIAGNOSTICS", "").split(","))
     settings = Settings(database_url=url)
+    if "no-holdings" in diagnostics:
+        settings = settings.model_copy(update={"holding_event_types": []})
+    trace: list[tuple[int, int, tuple[int, int], int]] = []
+    options = ImportOptions()
+    if "trace-memory" in diagnostics:
+        sqlite_memory = _sqlite_memory()
+
+        def sample(rows: int) -> None:
+            arrow = pa.total_allocated_bytes() >> 20
+            trace.append((rows, _rss_mib(), sqlite_memory(), arrow))
+
+        options.progress = sample
     engine = make_engine(url)
     server_pid = None
     if not url.startswith("sqlite"):
@@ -159,7 +202,7 @@ def child(kind: str, path: str, url: str) -> None:
     started = time.perf_counter()
     # The pool hands the same connection (and so the same server process) to the import.
     server_before = _server_cpu(server_pid)
-    result = run_import(engine, settings, ImportKind(kind), Path(path))
+    result = run_import(engine, settings, ImportKind(kind), Path(path), options)
     wall = time.perf_counter() - started
     server_cpu = _server_cpu(server_pid) - server_before
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -180,6 +223,8 @@ def child(kind: str, path: str, url: str) -> None:
                 "cpu_s": round(cpu, 1),
                 "server_cpu_s": round(server_cpu, 1) if server_pid else None,
                 "load_avg_1m": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+                # rows read, RSS MiB, SQLite (current, high-water) MiB, pyarrow MiB
+                **({"memory_trace": trace} if trace else {}),
             }
         )
     )
@@ -196,12 +241,16 @@ def _server_cpu(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _measure(kind: str, path: Path, url: str) -> dict[str, object]:
+def _measure(kind: str, path: Path, url: str, diagnostics: str = "") -> dict[str, object]:
     completed = subprocess.run(
         [sys.executable, "-m", "benchmarks.import_bench", "--child", kind, str(path), url],
         capture_output=True,
         text=True,
-        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+        env={
+            **os.environ,
+            "OPENBLAS_NUM_THREADS": "1",
+            "FINREC_BENCH_DIAGNOSTICS": diagnostics,
+        },
     )
     if completed.returncode != 0:
         sys.exit(f"{kind} import failed:\n{completed.stderr[-4000:]}")
@@ -219,6 +268,12 @@ def main() -> None:
     parser.add_argument("--database-url", default="sqlite", help="'sqlite' or a PostgreSQL URL")
     parser.add_argument("--scratch", type=Path, default=RESULTS / "scratch")
     parser.add_argument("--reimport", action="store_true", help="also time a second import")
+    parser.add_argument(
+        "--no-holdings", action="store_true", help="derive no holdings (diagnostic)"
+    )
+    parser.add_argument(
+        "--trace-memory", action="store_true", help="RSS, SQLite and pyarrow memory per chunk"
+    )
     parser.add_argument("--child", nargs=3, metavar=("KIND", "FILE", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -226,6 +281,11 @@ def main() -> None:
         return
     backend = "sqlite" if args.database_url.startswith("sqlite") else "postgresql"
     args.scratch.mkdir(parents=True, exist_ok=True)
+    diagnostics = ",".join(
+        name
+        for name, on in (("no-holdings", args.no_holdings), ("trace-memory", args.trace_memory))
+        if on
+    )
     runs = []
     for rows in (args.small_rows, args.rows):
         data = args.scratch / f"data_{rows}"
@@ -240,7 +300,7 @@ def main() -> None:
             "file_mib": round((data / "interactions.csv").stat().st_size / 2**20, 1),
             "customers": _measure("customers", data / "customers.csv", url),
             "products": _measure("products", data / "products.csv", url),
-            "interactions": _measure("interactions", data / "interactions.csv", url),
+            "interactions": _measure("interactions", data / "interactions.csv", url, diagnostics),
         }
         if args.reimport:
             run["interactions_again"] = _measure("interactions", data / "interactions.csv", url)
@@ -253,6 +313,7 @@ def main() -> None:
         "when": stamp,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "python": platform.python_version(),
+        "diagnostics": diagnostics,
         "runs": runs,
     }
     out = RESULTS / f"import_{backend}_{stamp}.json"
