@@ -136,7 +136,10 @@ class PopulationReader:
         if after is not None:
             key = Customer.customer_id >= after if inclusive else Customer.customer_id > after
             query = query.where(key)
-        rows = session.execute(query.order_by(Customer.customer_id).limit(self.chunk_size)).all()
+        # Core execution on the session's connection: the ORM's result machinery costs more
+        # than the query for plain column tuples.
+        conn = session.connection()
+        rows = conn.execute(query.order_by(Customer.customer_id).limit(self.chunk_size)).all()
         n = len(rows)
         pks = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
         ids = np.empty(n, dtype=object)
@@ -166,11 +169,15 @@ class PopulationReader:
         if n:
             order = np.argsort(pks)
             sorted_pks = pks[order]
-            found = session.execute(
-                select(Holding.customer_pk, Holding.product_pk)
-                .join(Customer, Customer.id == Holding.customer_pk)
-                .where(Customer.customer_id >= ids[0], Customer.customer_id <= ids[-1])
-            ).all()
+            found = (
+                session.connection()
+                .execute(
+                    select(Holding.customer_pk, Holding.product_pk)
+                    .join(Customer, Customer.id == Holding.customer_pk)
+                    .where(Customer.customer_id >= ids[0], Customer.customer_id <= ids[-1])
+                )
+                .all()
+            )
             customer = np.fromiter((c for c, _ in found), dtype=np.int64, count=len(found))
             product = np.fromiter(
                 (self.position.get(p, -1) for _, p in found), dtype=np.int64, count=len(found)
