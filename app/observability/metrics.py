@@ -163,6 +163,15 @@ class _StateCollector(Collector):
         profiles = getattr(sources, "profiles", None)
         if profiles is not None:
             yield _gauge("finrec_profile_cache_entries", "Customer profiles cached.", len(profiles))
+            for outcome in ("hits", "misses"):
+                found = getattr(profiles, outcome, None)
+                if isinstance(found, int):
+                    yield _counter(
+                        f"finrec_profile_cache_{outcome}",
+                        f"Profile cache lookups that {'found' if outcome == 'hits' else 'missed'}"
+                        " a fresh profile.",
+                        found,
+                    )
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

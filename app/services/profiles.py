@@ -103,6 +103,9 @@ class ProfileCache:
         self._entries: OrderedDict[str, tuple[float, Profile]] = OrderedDict()
         self._lock = threading.Lock()
         self._epoch = 0
+        # Read by /metrics for the hit ratio; plain ints bumped under the lock already held.
+        self.hits = 0
+        self.misses = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -111,10 +114,10 @@ class ProfileCache:
         """The cached profile if present and fresh, else None (never touches the database)."""
         with self._lock:
             entry = self._entries.get(customer_id)
-            if entry is None:
+            if entry is None or self._clock() - entry[0] > self._ttl:
+                self.misses += 1
                 return None
-            if self._clock() - entry[0] > self._ttl:
-                return None
+            self.hits += 1
             self._entries.move_to_end(customer_id)
             return entry[1]
 

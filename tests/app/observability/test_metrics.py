@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import cast
 
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.main import create_app
 from app.observability.metrics import UNMATCHED_ROUTE, Metrics
+from app.services.profiles import Profile, ProfileCache
 from app.settings import Settings
 from recommenders.policy import REMOVAL_RULES, RULE_CATEGORY_CAP
 from tests.conftest import ADMIN_AUTH, EVENTS_AUTH, READ_AUTH
@@ -64,6 +66,21 @@ def test_serving_state_is_read_at_scrape_time() -> None:
     assert value(text, "finrec_profile_cache_entries") == 3
     exposures.pending = 0
     assert value(metrics.render().decode(), "finrec_exposure_buffer_depth") == 0
+
+
+def test_profile_cache_hits_and_misses_are_counted() -> None:
+    clock = [0.0]
+    profiles = ProfileCache(None, validity_months=24, ttl_seconds=10.0, clock=lambda: clock[0])
+    metrics = Metrics()
+    metrics.watch(SimpleNamespace(profiles=profiles))
+    assert profiles.get("C1") is None  # miss: not cached
+    profiles._entries["C1"] = (0.0, cast(Profile, object()))
+    assert profiles.get("C1") is not None  # hit
+    clock[0] = 11.0
+    assert profiles.get("C1") is None  # miss: expired
+    text = metrics.render().decode()
+    assert value(text, "finrec_profile_cache_hits_total") == 1
+    assert value(text, "finrec_profile_cache_misses_total") == 2
 
 
 def test_requests_are_labelled_by_route_template_never_the_path(
