@@ -15,18 +15,14 @@ from fastapi import FastAPI
 from app.cli.serve import uvicorn_options
 from app.settings import Settings
 
-PORTS = range(8830, 8840)
 
-
-def free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
+def listening_socket() -> socket.socket:
+    """A loopback socket on a port the kernel picks: parallel test workers never collide (a
+    probed-then-released port can be taken by another worker before uvicorn binds it)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock
 
 
 @contextmanager
@@ -39,7 +35,8 @@ def running(
     uvicorn's own defaults (its logging set-up and access log on), as a bare ``uvicorn`` command
     line would run the app factory.
     """
-    port = free_port()
+    sock = listening_socket()
+    port = int(sock.getsockname()[1])
     options: dict[str, Any]
     if as_finrec_serve:
         options = uvicorn_options(settings, host="127.0.0.1", port=port)
@@ -47,7 +44,7 @@ def running(
     else:
         options = {"factory": True, "host": "127.0.0.1", "port": port, "log_level": "debug"}
     server = uvicorn.Server(uvicorn.Config(factory, **options))
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
@@ -59,3 +56,4 @@ def running(
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        sock.close()
