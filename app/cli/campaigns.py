@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
 import typer
 from pydantic import ValidationError
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.cli._common import (
@@ -22,8 +20,9 @@ from app.cli._common import (
     err_console,
     fail,
     load_settings,
+    parse_moment,
+    run_in_session,
 )
-from app.db.session import make_engine, make_session_factory
 from app.schemas.campaigns import CampaignCreate, CampaignPublic
 from app.services import campaigns
 from app.services.errors import DomainError, NotFoundError
@@ -45,23 +44,8 @@ def _exit_code(exc: DomainError) -> int:
     return EXIT_FAILURE
 
 
-@contextmanager
-def _session(settings: Settings) -> Iterator[Session]:
-    engine = make_engine(settings.database_url)
-    try:
-        with make_session_factory(engine)() as session:
-            yield session
-    except DomainError as exc:
-        fail(str(exc), _exit_code(exc))
-    except SQLAlchemyError as exc:
-        fail(f"database error (run `finrec db upgrade`?): {exc}")
-    finally:
-        engine.dispose()
-
-
 def _run(action: Callable[[Session], T], settings: Settings | None = None) -> T:
-    with _session(settings or load_settings()) as session:
-        return action(session)
+    return run_in_session(action, _exit_code, settings)
 
 
 def _actor() -> str:
@@ -77,17 +61,6 @@ def _write(action: Callable[[Session], CampaignPublic], as_json: bool) -> None:
         f"{settings.catalog_refresh_seconds:g} s (FINREC_CATALOG_REFRESH_SECONDS)",
         highlight=False,
     )
-
-
-def _moment(option: str, text: str | None) -> datetime | None:
-    """An ISO 8601 date or date-time; without a time zone it is read as UTC."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"{option} must be an ISO date or date-time, got {text!r}", EXIT_USAGE)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _message(text: str) -> str:
@@ -131,8 +104,8 @@ def create(
         "placement": placement,
         "boost": boost,
         "pin_rank": pin,
-        "starts_at": _moment("--starts", starts),
-        "ends_at": _moment("--ends", ends),
+        "starts_at": parse_moment("--starts", starts),
+        "ends_at": parse_moment("--ends", ends),
         "enabled": not disabled,
     }
     try:

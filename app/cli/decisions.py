@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 
 import typer
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.cli._common import EXIT_INVALID_DATA, EXIT_USAGE, console, fail, load_settings
+from app.cli._common import (
+    EXIT_INVALID_DATA,
+    EXIT_USAGE,
+    console,
+    fail,
+    load_settings,
+    parse_moment,
+)
 from app.db.session import make_engine, make_session_factory
 from app.schemas.decisions import DecisionPublic, DecisionsPublic, PruneResult
 from app.services import decisions
@@ -18,17 +25,6 @@ decisions_app = typer.Typer(
     help="Decision records: what each served list showed, why, and what the rules kept off.",
     no_args_is_help=True,
 )
-
-
-def _moment(option: str, text: str | None) -> datetime | None:
-    """An ISO 8601 date or date-time; without a time zone it is read as UTC."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"{option} must be an ISO date or date-time, got {text!r}", EXIT_USAGE)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _print_record(record: DecisionPublic) -> None:
@@ -61,7 +57,7 @@ def show(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """A customer's decision records, newest first."""
-    start, end = _moment("--since", since), _moment("--until", until)
+    start, end = parse_moment("--since", since), parse_moment("--until", until)
     settings = load_settings()
     engine = make_engine(settings.database_url)
     try:

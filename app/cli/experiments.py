@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,7 +12,6 @@ from typing import Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.cli._common import (
@@ -24,8 +22,8 @@ from app.cli._common import (
     err_console,
     fail,
     load_settings,
+    run_in_session,
 )
-from app.db.session import make_engine, make_session_factory, session_scope
 from app.schemas.experiments import ExperimentCreate, ExperimentPublic, ResultsPublic
 from app.services.errors import DomainError, NotFoundError
 from app.services.experiments import admin
@@ -46,23 +44,8 @@ def _exit_code(exc: DomainError) -> int:
     return EXIT_FAILURE
 
 
-@contextmanager
-def _session(settings: Settings) -> Iterator[Session]:
-    engine = make_engine(settings.database_url)
-    try:
-        with session_scope(make_session_factory(engine)) as session:
-            yield session
-    except DomainError as exc:
-        fail(str(exc), _exit_code(exc))
-    except SQLAlchemyError as exc:
-        fail(f"database error (run `finrec db upgrade`?): {exc}")
-    finally:
-        engine.dispose()
-
-
 def _run(action: Callable[[Session], T], settings: Settings | None = None) -> T:
-    with _session(settings or load_settings()) as session:
-        return action(session)
+    return run_in_session(action, _exit_code, settings)
 
 
 def _actor(actor: str | None) -> str | None:

@@ -8,13 +8,11 @@ is shown once: the database keeps only a salted hash of its secret.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 import typer
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.cli._common import (
@@ -23,10 +21,9 @@ from app.cli._common import (
     EXIT_USAGE,
     console,
     err_console,
-    fail,
     load_settings,
+    run_in_session,
 )
-from app.db.session import make_engine, make_session_factory
 from app.services import keys
 from app.services.errors import DomainError, NotFoundError
 
@@ -45,23 +42,8 @@ def _exit_code(exc: DomainError) -> int:
     return EXIT_FAILURE
 
 
-@contextmanager
-def _session() -> Iterator[Session]:
-    engine = make_engine(load_settings().database_url)
-    try:
-        with make_session_factory(engine)() as session:
-            yield session
-    except DomainError as exc:
-        fail(str(exc), _exit_code(exc))
-    except SQLAlchemyError as exc:
-        fail(f"database error (run `finrec db upgrade`?): {exc}")
-    finally:
-        engine.dispose()
-
-
 def _run(action: Callable[[Session], T]) -> T:
-    with _session() as session:
-        return action(session)
+    return run_in_session(action, _exit_code)
 
 
 def _revalidation_note() -> str:

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Column, Table
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from app.cli._common import EXIT_INVALID_DATA, console, fail, load_settings
+from app.cli._common import EXIT_INVALID_DATA, console, fail, run_in_session
 from app.cli.train import exit_code_for
 from app.db.models import ModelVersion
-from app.db.session import make_engine, make_session_factory, session_scope
 from app.services import registry
-from app.services.errors import DomainError
 
 models_app = typer.Typer(
     help="Registered model versions and what serves each strategy.", no_args_is_help=True
@@ -30,24 +26,8 @@ T = TypeVar("T")
 _HEADLINE_METRICS = ("validation_ndcg@10", "tuning_ndcg@10", "ndcg@10")
 
 
-@contextmanager
-def _session() -> Iterator[Session]:
-    settings = load_settings()
-    engine = make_engine(settings.database_url)
-    try:
-        with session_scope(make_session_factory(engine)) as session:
-            yield session
-    except DomainError as exc:
-        fail(str(exc), exit_code_for(exc))
-    except SQLAlchemyError as exc:
-        fail(f"database error (run `finrec db upgrade`?): {exc}")
-    finally:
-        engine.dispose()
-
-
 def _run(action: Callable[[Session], T]) -> T:
-    with _session() as session:
-        return action(session)
+    return run_in_session(action, exit_code_for)
 
 
 def _actor(actor: str | None) -> str | None:
