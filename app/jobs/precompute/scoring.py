@@ -103,20 +103,15 @@ def score_block(
 def top_candidates(scores: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the ``limit`` best finite scores, best first, ties by position.
 
-    Returns ``(positions int64, scores float32)``, padded with -1 / -inf. A partial sort
-    (``argpartition``) and a sort of ``limit`` items per row: never a full sort of the catalogue.
+    Returns ``(positions int64, scores float32)``, padded with -1 / -inf. The readable form
+    (a stable sort of every row); the job and the API select the same items without sorting
+    (:mod:`app.services.recommend.kernel`, :func:`app.services.recommend.candidates._best`).
     """
-    n, size = scores.shape
+    size = scores.shape[1]
     limit = min(limit, size)
-    if size > limit:
-        top = np.argpartition(scores, size - limit, axis=1)[:, size - limit :]
-    else:
-        top = np.broadcast_to(np.arange(size), (n, size)).copy()
-    top.sort(axis=1)  # positions ascending, so the stable sort below breaks ties by position
-    values = np.take_along_axis(scores, top, axis=1)
-    order = np.argsort(-values, axis=1, kind="stable")
-    top = np.take_along_axis(top, order, axis=1)
-    values = np.take_along_axis(values, order, axis=1)
+    clean = np.where(np.isfinite(scores), scores, NEG_INF)  # NaN and +inf are never candidates
+    top = np.argsort(-clean, axis=1, kind="stable")[:, :limit]
+    values = np.take_along_axis(clean, top, axis=1)
     top[~np.isfinite(values)] = -1
     return top.astype(np.int64), values
 

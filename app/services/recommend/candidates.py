@@ -63,17 +63,35 @@ class NoPrecomputed:
 
 
 def _best(scores: np.ndarray, limit: int) -> np.ndarray:
-    """Positions of the ``limit`` best finite scores, best first (ties by position).
+    """Positions of the ``limit`` best finite scores, best first, ties by position.
 
-    The same selection as the precompute job's (a partition, then a sort of the head), so a
-    batch and the live path choose the same items among tied scores.
+    The candidates of :mod:`app.services.recommend.kernel` (what the job and the compiled live
+    path take): NaN and infinite scores are never candidates, and among equal scores at the
+    line the earlier positions are in. A partition, then a sort of the head only.
     """
     size = scores.shape[0]
-    top = np.argpartition(scores, size - limit)[size - limit :] if size > limit else np.arange(size)
+    if size <= limit:
+        top = np.arange(size)
+        values = scores
+        finite = np.isfinite(values)
+        if not finite.all():
+            top, values = top[finite], values[finite]
+        return top[np.lexsort((top, -values))]
+    top = np.argpartition(scores, size - limit)[size - limit :]
     values = scores[top]
     finite = np.isfinite(values)
     if not finite.all():
+        if np.isnan(values).any() or np.isposinf(values).any():
+            # They rank above every number in a partition: take them out and choose again.
+            return _best(np.where(np.isfinite(scores), scores, NEG_INF), limit)
+        # Fewer finite scores than ``limit``: the partition holds all of them.
         top, values = top[finite], values[finite]
+    elif np.count_nonzero(scores >= (line := values.min())) > limit:
+        # Equal scores straddle the line: the partition chose among them at random.
+        above = np.flatnonzero(scores > line)
+        tied = np.flatnonzero(scores == line)[: limit - above.size]
+        top = np.concatenate((above, tied))
+        values = scores[top]
     return top[np.lexsort((top, -values))]
 
 
