@@ -38,6 +38,7 @@ from app.services.model_store import ModelStore
 from app.services.profiles import ProfileCache
 from app.services.recommend.catalog_holder import CatalogHolder
 from app.services.recommend.flow import ServingState
+from app.services.recommend.kernel import warm_up
 from app.services.recommend.promotions import PromotionBook
 from app.services.recommend.service import RecommendationService
 from app.settings import Settings
@@ -107,6 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service = RecommendationService(
             settings, catalog, store, promotions, getattr(app.state, "precomputed", None)
         )
+        if settings.compiled_lists:
+            await asyncio.to_thread(warm_up)  # before the first request, not during it
         app.state.profiles = profiles
         app.state.catalog = catalog
         app.state.promotions = promotions

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     category_cap: int | None = Field(default=3, ge=1)
     placements_showing_held: list[str] = Field(default_factory=list)
     fast_lane: bool = True  # plain recommendation requests skip FastAPI's per-request work
+    compiled_lists: bool = True  # live lists assembled by the compiled pass the batch job runs
     profile_cache_size: int = Field(default=100_000, ge=0)
     profile_cache_ttl_seconds: float = Field(default=300.0, ge=0)
     catalog_refresh_seconds: float = Field(default=60.0, ge=1)

@@ -178,17 +178,26 @@ def live(
     else:
         scores[~allowed] = NEG_INF
     best = _best(scores, limit)
+    return Candidates(
+        best,
+        scores[best],
+        None,
+        loaded.strategy,
+        loaded.version,
+        "live",
+        default_reasons=base_reasons(loaded, profile),
+    )
+
+
+def base_reasons(loaded: LoadedModel, profile: Profile) -> list[R.Reason]:
+    """The reasons a live model's own candidates carry (the fusion names its members)."""
     code = R.reason_for_algorithm(loaded.algorithm)
     if loaded.algorithm == "fusion":
-        names = [str(n) for n in getattr(model, "member_names", ())]
-        base = R.fusion_reasons(names) or [R.reason(R.COLLABORATIVE)]
-    elif code == R.POPULAR_IN_SEGMENT and profile.segment is None:
-        base = [R.reason(R.POPULAR)]
-    else:
-        base = [R.reason(code)]
-    return Candidates(
-        best, scores[best], None, loaded.strategy, loaded.version, "live", default_reasons=base
-    )
+        names = [str(n) for n in getattr(loaded.model, "member_names", ())]
+        return R.fusion_reasons(names) or [R.reason(R.COLLABORATIVE)]
+    if code == R.POPULAR_IN_SEGMENT and profile.segment is None:
+        return [R.reason(R.POPULAR)]
+    return [R.reason(code)]
 
 
 def _fusion_explained(

@@ -344,3 +344,20 @@ def live_list(
         True,
     )
     return out_pos[:got], out_score[:got], out_source[:got], capped[:n_capped]
+
+
+def warm_up() -> None:
+    """Load (or compile, the first time) the live entry point, so no request waits for it."""
+    g = np.zeros(2, dtype=np.float32)
+    live_list(
+        g,
+        np.ones(2, dtype=np.bool_),
+        np.zeros(2, dtype=np.int64),
+        1,
+        1,
+        1,
+        2,
+        np.arange(2, dtype=np.int64),
+        np.zeros(2, dtype=np.float32),
+        np.zeros(2, dtype=np.int8),
+    )

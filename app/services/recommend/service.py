@@ -17,11 +17,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from app.services.model_store import ModelStore
+from app.services.model_store import LoadedModel, ModelStore
 from app.services.profiles import Profile
 from app.services.recommend import candidates as C
 from app.services.recommend import reasons as R
 from app.services.recommend.catalog import CatalogSnapshot
+from app.services.recommend.kernel import live_list
+from app.services.recommend.pools import FROM_POPULAR, FROM_SEGMENT, build_pools
 from app.services.recommend.promotions import Promotion, PromotionBook
 from app.services.recommend.removals import (
     explain_blocked,
@@ -140,6 +142,43 @@ class _Ids:
 _ids = _Ids()
 
 
+@dataclass(frozen=True, slots=True)
+class _Tables:
+    """What the compiled list assembly needs of one catalogue snapshot (built once per snapshot)."""
+
+    version: int
+    categories: np.ndarray  # int64 category code per position
+    n_cats: int
+    pool_index: dict[str, int]
+    pools: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (order, scores, source) per pool
+
+    @classmethod
+    def of(cls, catalog: CatalogSnapshot) -> _Tables:
+        pools = build_pools(catalog)
+        categories = np.asarray(catalog.category_list, dtype=np.int64)
+        return cls(
+            catalog.version,
+            categories,
+            int(categories.max()) + 1 if categories.size else 1,
+            pools.segment_index,
+            [
+                (
+                    np.ascontiguousarray(p.order, dtype=np.int64),
+                    np.ascontiguousarray(p.scores, dtype=np.float32),
+                    np.ascontiguousarray(p.source, dtype=np.int8),
+                )
+                for p in pools.pools
+            ],
+        )
+
+    def pool(self, segment: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.pools[self.pool_index.get(segment, 0) if segment is not None else 0]
+
+
+_POPULAR_IN_SEGMENT = [R.reason(R.POPULAR_IN_SEGMENT)]
+_POPULAR = [R.reason(R.POPULAR)]
+
+
 class RecommendationService:
     """Builds recommendation lists from the in-memory serving state."""
 
@@ -163,6 +202,8 @@ class RecommendationService:
         # customer -> (gate, k, the gate's removals from the popularity head): see _head_removals.
         self._heads: dict[str, tuple[Gate, int, list[tuple[int, str]]]] = {}
         self.policy_version = policy_version(settings)
+        self.compiled_lists = bool(settings.compiled_lists)
+        self._tables: _Tables | None = None
         self._hold_weight = float(
             max(
                 (settings.event_weights.get(t, 0.0) for t in settings.holding_event_types),
@@ -197,6 +238,29 @@ class RecommendationService:
         decision = self._gate(customer_id, profile, catalog, now, exclude_held)
         degraded = degraded or profile is None
         limit = k * 3 + 5
+        compiled = self._compiled(customer_id, profile, decision, catalog, request, limit, now)
+        if compiled is not None:
+            assert profile is not None
+            items, capped, loaded = compiled
+            return Recommendation(
+                recommendation_id=_ids.new(),
+                customer_id=customer_id,
+                strategy=loaded.strategy,
+                model_version=loaded.version,
+                served_from="live",
+                degraded=degraded,
+                items=items,
+                served_at=now,
+                removed=removed_products(
+                    catalog,
+                    [],
+                    self._head_removals(customer_id, decision, catalog, profile, exclude_held, k),
+                    capped,
+                    items,
+                ),
+                risk_class=decision.risk_class,
+                basis="personalised",
+            )
         cands = self._candidates(customer_id, profile, decision, catalog, request, limit)
         items, dropped, capped = self._assemble_parts(
             cands, decision, catalog, request, profile, now
@@ -284,6 +348,79 @@ class RecommendationService:
             self._heads.clear()
         self._heads[customer_id] = (decision, k, fresh)
         return fresh
+
+    # ---- the compiled path -----------------------------------------------------------------
+    def _compiled(
+        self,
+        customer_id: str,
+        profile: Profile | None,
+        decision: Gate,
+        catalog: CatalogSnapshot,
+        request: RecommendRequest,
+        limit: int,
+        now: datetime,
+    ) -> tuple[list[Item], list[int], LoadedModel] | None:
+        """The list of a personalised customer a loaded model knows, built by the compiled pass
+        the batch job runs (:mod:`app.services.recommend.kernel`); ``None`` leaves the request to
+        the general path (precomputed lists, cold start, the fusion's per-item reasons,
+        campaigns, anything unusual), which gives the same list where both apply."""
+        if (
+            not self.compiled_lists
+            or profile is None
+            or not decision.personalised
+            or decision.penalty is None
+        ):
+            return None
+        if self.precomputed.lookup(customer_id, request.strategy or self.settings.default_strategy):
+            return None
+        loaded = self.models.choose(request.strategy, self.settings.default_strategy)
+        if loaded is None or loaded.algorithm == "fusion":
+            return None
+        position = loaded.customer_position(profile.customer_id)
+        if position < 0 or self.promotions.active(request.placement, now):
+            return None
+        try:
+            scores = loaded.score_catalog(position, catalog.version, catalog.index, catalog.size)
+        except Exception:
+            return None  # the general path logs the failure and falls back
+        scores += decision.penalty
+        tables = self._tables
+        if tables is None or tables.version != catalog.version:
+            tables = self._tables = _Tables.of(catalog)
+        cap = self.settings.category_cap
+        positions, values, sources, capped = live_list(
+            scores,
+            decision.allowed,
+            tables.categories,
+            tables.n_cats,
+            request.k,
+            -1 if cap is None else cap,
+            min(limit, catalog.size),
+            *tables.pool(profile.segment),
+        )
+        where = positions.tolist()
+        if not decision.allowed[positions].all():  # never expected: the gate has the last word
+            log.error("compiled list assembly proposed a product the gate blocks")
+            return None
+        base = C.base_reasons(loaded, profile)
+        explain = request.explain
+        ids, names, categories = catalog.product_ids, catalog.names, catalog.categories
+        items = []
+        for rank, (pos, score, source) in enumerate(
+            zip(where, values.tolist(), sources.tolist(), strict=True), start=1
+        ):
+            if source == FROM_SEGMENT:
+                reasons = _POPULAR_IN_SEGMENT
+            elif source == FROM_POPULAR:
+                reasons = _POPULAR
+            else:
+                reasons = base
+            if not explain:
+                reasons = [r for r in reasons if r["code"] in R.DISCLOSURES]
+            items.append(
+                Item(pos, ids[pos], names[pos], categories[pos], rank, round(score, 6), reasons)
+            )
+        return items, capped.tolist(), loaded
 
     # ---- candidates ------------------------------------------------------------------------
     def _candidates(
