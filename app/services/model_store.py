@@ -108,14 +108,13 @@ class LoadedModel:
         """
         layout = self._factor_layout(version, index, size)
         if layout is not None:
-            factors, bias, unknown = layout
+            factors, offset, _ = layout
             model = self.model
             scores = factors @ model.customer_factors[position]
-            if bias is not None:
-                scores += bias
+            if offset is not None:
+                scores += offset  # the product bias, and -inf where the model lacks a product
             if model.customer_bias is not None:
                 scores += model.customer_bias[position]
-            scores[unknown] = -np.inf
             return np.asarray(scores, dtype=np.float32)
         _, model_idx, catalog_idx = self.catalog_view(version, index)
         row = self.model.score(np.asarray([position]))[0]
@@ -135,13 +134,17 @@ class LoadedModel:
         source = self.model.product_factors
         factors = np.zeros((size, source.shape[1]), dtype=np.float32)
         factors[catalog_idx] = source[model_idx]
-        bias = None
-        if self.model.product_bias is not None:
-            bias = np.zeros(size, dtype=np.float32)
-            bias[catalog_idx] = self.model.product_bias[model_idx]
         unknown = np.ones(size, dtype=bool)
         unknown[catalog_idx] = False
-        layout = (factors, bias, unknown)
+        # One addition per request gives both the product bias and the -inf of unknown products;
+        # without a bias, -0.0 leaves every score exactly as it is (x + -0.0 == x, -0.0 too).
+        offset = None
+        if self.model.product_bias is not None or unknown.any():
+            offset = np.full(size, -0.0, dtype=np.float32)
+            if self.model.product_bias is not None:
+                offset[catalog_idx] = self.model.product_bias[model_idx]
+            offset[unknown] = -np.inf
+        layout = (factors, offset, unknown)
         self._layout = (version, layout)
         return layout
 

@@ -185,17 +185,18 @@ def live(
         loaded.strategy,
         loaded.version,
         "live",
-        default_reasons=base_reasons(loaded, profile),
+        default_reasons=base_reasons(loaded, profile.segment is None),
     )
 
 
-def base_reasons(loaded: LoadedModel, profile: Profile) -> list[R.Reason]:
-    """The reasons a live model's own candidates carry (the fusion names its members)."""
+def base_reasons(loaded: LoadedModel, no_segment: bool) -> list[R.Reason]:
+    """The reasons a live model's own candidates carry (the fusion names its members; a
+    segment-popularity model says plain "popular" to a customer without a segment)."""
     code = R.reason_for_algorithm(loaded.algorithm)
     if loaded.algorithm == "fusion":
         names = [str(n) for n in getattr(loaded.model, "member_names", ())]
         return R.fusion_reasons(names) or [R.reason(R.COLLABORATIVE)]
-    if code == R.POPULAR_IN_SEGMENT and profile.segment is None:
+    if code == R.POPULAR_IN_SEGMENT and no_segment:
         return [R.reason(R.POPULAR)]
     return [R.reason(code)]
 

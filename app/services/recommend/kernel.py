@@ -310,18 +310,23 @@ def live_list(
     pool_order: np.ndarray,
     pool_scores: np.ndarray,
     pool_source: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One customer's list: ``(positions, scores, sources, capped)``, each trimmed."""
+    out: np.ndarray,  # int64 (2 k + P,): positions, then sources, then capped positions
+    out_score: np.ndarray,  # float32 (k,)
+) -> tuple[int, int]:
+    """One customer's list into caller-owned buffers (no arrays to box on return).
+
+    Returns ``(items, capped)``; ``items`` is -1 if an item is one the gate blocks, which the
+    selection never produces (the caller then takes the general path).
+    """
     size = g.shape[0]
-    out_pos = np.empty(k, dtype=np.int64)
-    out_score = np.empty(k, dtype=np.float32)
+    out_pos = out[:k]
+    capped = out[2 * k : 2 * k + size]
     out_source = np.empty(k, dtype=np.int8)
     room = max(n_cats * max(cap, 0), k, 1)
     best_v = np.empty(room, dtype=np.float32)
     best_p = np.empty(room, dtype=np.int64)
     counts = np.zeros(max(n_cats, 1), dtype=np.int64)
     taken = np.zeros(size, dtype=np.bool_)
-    capped = np.empty(size, dtype=np.int64)
     got, n_capped = select_row(
         g,
         allowed,
@@ -343,14 +348,35 @@ def live_list(
         capped,
         True,
     )
-    return out_pos[:got], out_score[:got], out_source[:got], capped[:n_capped]
+    for c in range(got):
+        if not allowed[out_pos[c]]:
+            return -1, 0
+        out[k + c] = out_source[c]
+    return got, n_capped
+
+
+_ROUND_SAFE = 1e9  # |x| below this: x * 1e6 stays under 2**53, so the steps below are exact
+
+
+def round6(values: np.ndarray) -> list[float]:
+    """``[round(float(x), 6) for x in values]`` for float32 ``values``, vectorised and exact.
+
+    A float32 times 10**6 is exact in float64 (24 + 14 significant bits), ``rint`` then rounds
+    half to even like Python's correctly rounded ``round``, and dividing the integer by 10**6
+    gives the nearest double to that decimal, which is what ``round`` returns. Values too large
+    for that (or not finite) go through ``round`` itself.
+    """
+    wide = values.astype(np.float64)
+    if wide.size and not (np.abs(wide) < _ROUND_SAFE).all():
+        return [round(x, 6) for x in wide.tolist()]
+    out: list[float] = (np.rint(wide * 1e6) / 1e6).tolist()
+    return out
 
 
 def warm_up() -> None:
     """Load (or compile, the first time) the live entry point, so no request waits for it."""
-    g = np.zeros(2, dtype=np.float32)
     live_list(
-        g,
+        np.zeros(2, dtype=np.float32),
         np.ones(2, dtype=np.bool_),
         np.zeros(2, dtype=np.int64),
         1,
@@ -360,4 +386,6 @@ def warm_up() -> None:
         np.arange(2, dtype=np.int64),
         np.zeros(2, dtype=np.float32),
         np.zeros(2, dtype=np.int8),
+        np.empty(4, dtype=np.int64),
+        np.empty(1, dtype=np.float32),
     )

@@ -22,8 +22,13 @@ from app.services.profiles import Profile
 from app.services.recommend import candidates as C
 from app.services.recommend import reasons as R
 from app.services.recommend.catalog import CatalogSnapshot
-from app.services.recommend.kernel import live_list
-from app.services.recommend.pools import FROM_POPULAR, FROM_SEGMENT, build_pools
+from app.services.recommend.kernel import live_list, round6
+from app.services.recommend.pools import (
+    FROM_CANDIDATES,
+    FROM_POPULAR,
+    FROM_SEGMENT,
+    build_pools,
+)
 from app.services.recommend.promotions import Promotion, PromotionBook
 from app.services.recommend.removals import (
     explain_blocked,
@@ -125,18 +130,29 @@ class _Ids:
 
     ``os.urandom`` releases the GIL, and on a busy server getting it back can cost far more
     than the call; a per-process generator seeded from ``os.urandom`` (re-seeded after a fork)
-    gives the same uniqueness. The IDs correlate log records; they are not secrets.
+    gives the same uniqueness. IDs are drawn 256 at a time and handed out one by one (a list pop
+    is atomic, so threads never share one). The IDs correlate log records; they are not secrets.
     """
+
+    _BATCH = 256
 
     def __init__(self) -> None:
         self._pid = -1
-        self._bits = random.Random().getrandbits
+        self._random = random.Random()
+        self._ready: list[str] = []
 
     def new(self) -> str:
         if self._pid != os.getpid():
             self._pid = os.getpid()
-            self._bits = random.Random(os.urandom(32)).getrandbits
-        return f"{self._bits(128):032x}"
+            self._random = random.Random(os.urandom(32))
+            self._ready = []
+        try:
+            return self._ready.pop()
+        except IndexError:
+            text = self._random.randbytes(16 * self._BATCH).hex()
+            fresh = [text[i : i + 32] for i in range(0, len(text), 32)]
+            self._ready.extend(fresh[1:])
+            return fresh[0]
 
 
 _ids = _Ids()
@@ -175,6 +191,9 @@ class _Tables:
         return self.pools[self.pool_index.get(segment, 0) if segment is not None else 0]
 
 
+# The kernel's source codes index the reason sets (RecommendationService._reasons_by_source).
+assert (FROM_CANDIDATES, FROM_SEGMENT, FROM_POPULAR) == (0, 1, 2)
+_new_item = tuple.__new__  # builds an Item from its fields without a Python-level call
 _POPULAR_IN_SEGMENT = [R.reason(R.POPULAR_IN_SEGMENT)]
 _POPULAR = [R.reason(R.POPULAR)]
 
@@ -204,6 +223,9 @@ class RecommendationService:
         self.policy_version = policy_version(settings)
         self.compiled_lists = bool(settings.compiled_lists)
         self._tables: _Tables | None = None
+        self._reason_sets: dict[
+            tuple[str, str, bool, bool], tuple[list[R.Reason], list[R.Reason], list[R.Reason]]
+        ] = {}
         self._hold_weight = float(
             max(
                 (settings.event_weights.get(t, 0.0) for t in settings.holding_event_types),
@@ -388,39 +410,59 @@ class RecommendationService:
         if tables is None or tables.version != catalog.version:
             tables = self._tables = _Tables.of(catalog)
         cap = self.settings.category_cap
-        positions, values, sources, capped = live_list(
+        k = request.k
+        out = np.empty(2 * k + catalog.size, dtype=np.int64)
+        values = np.empty(k, dtype=np.float32)
+        got, n_capped = live_list(
             scores,
             decision.allowed,
             tables.categories,
             tables.n_cats,
-            request.k,
+            k,
             -1 if cap is None else cap,
             min(limit, catalog.size),
             *tables.pool(profile.segment),
+            out,
+            values,
         )
-        where = positions.tolist()
-        if not decision.allowed[positions].all():  # never expected: the gate has the last word
+        if got < 0:  # never expected: the gate has the last word
             log.error("compiled list assembly proposed a product the gate blocks")
             return None
-        base = C.base_reasons(loaded, profile)
-        explain = request.explain
+        # Reasons by source (model, segment pool, overall pool); items built without a Python
+        # call each (they are tuples), scores rounded in one vectorised step.
+        by_source = self._reasons_by_source(loaded, profile.segment is None, request.explain)
+        positions = out[:got].tolist()
         ids, names, categories = catalog.product_ids, catalog.names, catalog.categories
-        items = []
-        for rank, (pos, score, source) in enumerate(
-            zip(where, values.tolist(), sources.tolist(), strict=True), start=1
-        ):
-            if source == FROM_SEGMENT:
-                reasons = _POPULAR_IN_SEGMENT
-            elif source == FROM_POPULAR:
-                reasons = _POPULAR
-            else:
-                reasons = base
-            if not explain:
-                reasons = [r for r in reasons if r["code"] in R.DISCLOSURES]
-            items.append(
-                Item(pos, ids[pos], names[pos], categories[pos], rank, round(score, 6), reasons)
+        items: list[Item] = [
+            _new_item(Item, fields)
+            for fields in zip(
+                positions,
+                [ids[p] for p in positions],
+                [names[p] for p in positions],
+                [categories[p] for p in positions],
+                range(1, got + 1),
+                round6(values[:got]),
+                [by_source[s] for s in out[k : k + got].tolist()],
+                strict=True,
             )
-        return items, capped.tolist(), loaded
+        ]
+        capped = out[2 * k : 2 * k + n_capped].tolist() if n_capped else []
+        return items, capped, loaded
+
+    def _reasons_by_source(
+        self, loaded: LoadedModel, no_segment: bool, explain: bool
+    ) -> tuple[list[R.Reason], list[R.Reason], list[R.Reason]]:
+        """Item reasons indexed by the kernel's source code, kept per model and request kind."""
+        key = (loaded.strategy, loaded.version, no_segment, explain)
+        hit = self._reason_sets.get(key)
+        if hit is None:
+            sets = [C.base_reasons(loaded, no_segment), _POPULAR_IN_SEGMENT, _POPULAR]
+            if not explain:
+                sets = [[r for r in rs if r["code"] in R.DISCLOSURES] for rs in sets]
+            if len(self._reason_sets) > 64:
+                self._reason_sets.clear()
+            hit = self._reason_sets[key] = (sets[0], sets[1], sets[2])
+        return hit
 
     # ---- candidates ------------------------------------------------------------------------
     def _candidates(

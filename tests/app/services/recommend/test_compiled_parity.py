@@ -120,3 +120,24 @@ def test_compiled_lists_equal_the_general_path(case: dict) -> None:  # type: ign
         want.basis,
         want.risk_class,
     )
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(width=32, allow_nan=False, allow_infinity=False),
+            st.integers(-(10**7), 10**7).map(lambda i: i / 2**7),  # exact halves at 1e-6 steps
+            st.sampled_from([0.0078125, -0.0078125, 0.5e-6, 1.5e-6, -0.0, 1e9, 3e38]),
+        ),
+        max_size=30,
+    )
+)
+def test_vectorised_rounding_is_pythons_round(values: list[float]) -> None:
+    from app.services.recommend.kernel import round6
+
+    arr = np.asarray(values, dtype=np.float32)
+    got = round6(arr)
+    want = [round(x, 6) for x in arr.tolist()]
+    assert got == want
+    assert [str(x) for x in got] == [str(x) for x in want]  # -0.0 stays -0.0

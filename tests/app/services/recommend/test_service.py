@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from app.services.model_store import LoadedModel
@@ -211,3 +212,21 @@ def test_recommendation_ids_are_distinct_128_bit_hex(
         for _ in range(200)
     }
     assert len(seen) == 200 and all(len(i) == 32 and int(i, 16) >= 0 for i in seen)
+
+
+def test_recommendation_ids_are_unique_hex_and_reseeded_in_a_new_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import re
+
+    from app.services.recommend.service import _Ids
+
+    ids = _Ids()
+    drawn = [ids.new() for _ in range(1000)]  # several refills of the batch
+    assert len(set(drawn)) == len(drawn)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in drawn)
+    parent_next = ids._ready[-1]
+    # A forked child (another pid) must not hand out the IDs its parent had drawn.
+    monkeypatch.setattr("app.services.recommend.service.os.getpid", lambda: -42)
+    child = [ids.new() for _ in range(300)]
+    assert parent_next not in child and not set(child) & set(drawn)
