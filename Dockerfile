@@ -53,6 +53,7 @@ ENV PATH=/opt/finrec/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     OPENBLAS_NUM_THREADS=1 \
+    NUMBA_CACHE_DIR=/srv/finrec/.cache/numba \
     FINREC_ENVIRONMENT=production \
     FINREC_DOCS_ENABLED=false \
     FINREC_LOG_JSON=true \
@@ -69,8 +70,10 @@ USER ${FINREC_UID}:${FINREC_UID}
 
 EXPOSE 8000
 
-# Liveness through the standard library: the image carries no curl.
-HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
+# Liveness through the standard library: the image carries no curl. The start period covers
+# the first start of a container, when the list assembly is compiled (into NUMBA_CACHE_DIR,
+# a directory the service user owns) before the first request is accepted.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"]
 
 # Migrations are a separate step, run once per release before the replicas start:

@@ -13,9 +13,9 @@ Alternating ``--repeats`` times over the same data, in one process:
 * bare numpy: per chunk ``U @ F.T`` then ``argpartition`` for k (no mask, no sort);
 * finrec: per chunk exactly what ``ChunkScorer.score`` runs for personalised customers: the
   same product, then ``score_lists`` (gate: the risk class's penalty row and the holdings'
-  sparse rows; the 3k+5 candidates by ``argpartition``; best-first order; category cap of 3;
-  backfill from the segment / overall popularity pools, within the caps then without) and the
-  reason-code table lookup: final lists as arrays;
+  sparse rows; the 3k+5 candidates, best first, under a category cap of 3, in the one compiled
+  pass per customer that the live API runs too; backfill from the segment / overall popularity
+  pools, within the caps then without) and the reason-code table lookup: final lists as arrays;
 * finrec_rows: the same plus the batch row tuples the database write receives (Python objects,
   one per item: the part of a run that grows with ``k`` and is not scoring).
 
@@ -122,9 +122,10 @@ def make_data(customers: int, products: int, factors: int, seed: int = 1) -> dic
 
 
 def run_finrec(data: dict[str, Any], k: int, chunk: int, rows: bool = False) -> int:
-    """The job's block path (``ChunkScorer.score`` without the database): product, gate
-    (risk penalty row + holdings scatter), top 3k+5 candidates, category caps, backfill from the
-    segment/overall popularity pools, reason codes; with ``rows`` also the batch row tuples."""
+    """The job's block path (``ChunkScorer.score`` without the database): product, then the
+    compiled pass (gate from the risk penalty row and the holdings, the 3k+5 candidates under
+    category caps, backfill from the segment/overall popularity pools), reason codes; with
+    ``rows`` also the batch row tuples."""
     U, F, holdings = data["U"], data["F"], data["holdings"]
     FT = np.ascontiguousarray(F.T)
     catalog, inputs = data["catalog"], data["inputs"]
