@@ -382,10 +382,11 @@ class RecommendationService:
         limit: int,
         now: datetime,
     ) -> tuple[list[Item], list[int], LoadedModel] | None:
-        """The list of a personalised customer a loaded model knows, built by the compiled pass
-        the batch job runs (:mod:`app.services.recommend.kernel`); ``None`` leaves the request to
-        the general path (precomputed lists, cold start, the fusion's per-item reasons,
-        campaigns, anything unusual), which gives the same list where both apply."""
+        """The list of a personalised customer a loaded model knows (or has folded in before),
+        built by the compiled pass the batch job runs (:mod:`app.services.recommend.kernel`);
+        ``None`` leaves the request to the general path (precomputed lists, a first cold start,
+        the fusion's per-item reasons, campaigns, anything unusual), which gives the same list
+        where both apply."""
         if (
             not self.compiled_lists
             or profile is None
@@ -398,13 +399,23 @@ class RecommendationService:
         loaded = self.models.choose(request.strategy, self.settings.default_strategy)
         if loaded is None or loaded.algorithm == "fusion":
             return None
-        position = loaded.customer_position(profile.customer_id)
-        if position < 0 or self.promotions.active(request.placement, now):
+        if self.promotions.active(request.placement, now):
             return None
-        try:
-            scores = loaded.score_catalog(position, catalog.version, catalog.index, catalog.size)
-        except Exception:
-            return None  # the general path logs the failure and falls back
+        position = loaded.customer_position(profile.customer_id)
+        if position >= 0:
+            try:
+                scores = loaded.score_catalog(
+                    position, catalog.version, catalog.index, catalog.size
+                )
+            except Exception:
+                return None  # the general path logs the failure and falls back
+        else:
+            # A customer the model folded in earlier (the general path keeps those scores while
+            # the profile object and the catalogue stay the same); the first request goes there.
+            cached = loaded.cold_scores.get(profile.customer_id)
+            if cached is None or cached[0] != catalog.version or cached[1] is not profile:
+                return None
+            scores = cached[2].copy()
         scores += decision.penalty
         tables = self._tables
         if tables is None or tables.version != catalog.version:
