@@ -2,12 +2,15 @@
 
 ``GET /v1/customers/{customer_id}/recommendations`` with a plain query (what
 :func:`~app.api.recommendations._plain_query` accepts: ``k``, ``channel``, ``placement``) is
-answered here by calling the route's own endpoint function, which runs the same service flow
-and the same rendering; what FastAPI would add per request — dependency solving, parameter
-validation, the exit stack, routing over every route — is skipped because for this request it
-has nothing to do. Everything else (other routes, other methods, any other query, an id FastAPI
-would refuse) goes to FastAPI untouched, so the route stays declared there with its OpenAPI
-description and remains the one full path.
+answered here with the route's own flow and rendering
+(:func:`~app.api.recommendations.answer_plain`: the same service call, metrics, log tag and
+bytes as :func:`~app.api.recommendations.get_recommendations`), sent as two raw ASGI messages;
+what FastAPI would add per request — dependency solving, parameter validation, the exit stack,
+routing over every route, a ``Request`` and a ``Response`` object — is skipped because for this
+request it has nothing to do. Each distinct query string is parsed once per lane (a bounded
+map: clients send few). Everything else (other routes, other methods, any other query, an id
+FastAPI would refuse) goes to FastAPI untouched, so the route stays declared there with its
+OpenAPI description and remains the one full path.
 
 The route's API-key guard (:func:`app.api.auth.require_scope`) runs here as well, the same
 check with the same answers; a route with any other dependency is never taken by the lane.
