@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
@@ -64,6 +66,17 @@ async def _refresh_loop(app: FastAPI, settings: Settings) -> None:
                 await asyncio.to_thread(app.state.model_store.sync, app.state.session_factory)
         except Exception:  # a refresh failure must never stop serving
             log.exception("background refresh failed")
+
+
+# finrec exports its own Prometheus metrics and structured logs (app/observability). FastAPI's
+# native OpenTelemetry bridge (FastAPI 0.16x) asks the global providers whether it is configured
+# on every request, ~9 µs of the hot path; finrec never configures OpenTelemetry, so it is off
+# (versions without the option take no argument).
+_NO_NATIVE_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -144,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if docs else None,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
+        **_NO_NATIVE_TELEMETRY,
     )
     install_problem_handlers(app)
     app.state.auth = Authenticator(settings)  # API keys: caches and per-key rate limit

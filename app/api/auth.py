@@ -24,7 +24,7 @@ import asyncio
 import hashlib
 import math
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, MutableMapping
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
@@ -226,13 +226,20 @@ def token_of(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 async def check(request: Request, scope: str, token: str | None) -> Principal:
     """Authenticate ``token``, meter the key and require ``scope``; sets the principal."""
-    app_state = request.app.state
+    return await check_asgi(request.scope, request.app.state, scope, token)
+
+
+async def check_asgi(
+    asgi_scope: MutableMapping[str, Any], app_state: Any, scope: str, token: str | None
+) -> Principal:
+    """:func:`check` on the raw ASGI scope and the app's state (the fast lane holds no
+    ``Request``): the principal is recorded in ``asgi_scope["state"]`` the same way."""
     auth: Authenticator = app_state.auth
     principal = await auth.authenticate(token, app_state.session_factory)
     auth.meter(principal)
     if not principal.allows(scope):
         raise insufficient_scope(scope)
-    request.scope.setdefault("state", {})["principal"] = principal
+    asgi_scope.setdefault("state", {})["principal"] = principal
     return principal
 
 

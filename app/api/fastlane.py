@@ -2,12 +2,15 @@
 
 ``GET /v1/customers/{customer_id}/recommendations`` with a plain query (what
 :func:`~app.api.recommendations._plain_query` accepts: ``k``, ``channel``, ``placement``) is
-answered here by calling the route's own endpoint function, which runs the same service flow
-and the same rendering; what FastAPI would add per request — dependency solving, parameter
-validation, the exit stack, routing over every route — is skipped because for this request it
-has nothing to do. Everything else (other routes, other methods, any other query, an id FastAPI
-would refuse) goes to FastAPI untouched, so the route stays declared there with its OpenAPI
-description and remains the one full path.
+answered here with the route's own flow and rendering
+(:func:`~app.api.recommendations.answer_plain`: the same service call, metrics, log tag and
+bytes as :func:`~app.api.recommendations.get_recommendations`), sent as two raw ASGI messages;
+what FastAPI would add per request — dependency solving, parameter validation, the exit stack,
+routing over every route, a ``Request`` and a ``Response`` object — is skipped because for this
+request it has nothing to do. Each distinct query string is parsed once per lane (a bounded
+map: clients send few). Everything else (other routes, other methods, any other query, an id
+FastAPI would refuse) goes to FastAPI untouched, so the route stays declared there with its
+OpenAPI description and remains the one full path.
 
 The route's API-key guard (:func:`app.api.auth.require_scope`) runs here as well, the same
 check with the same answers; a route with any other dependency is never taken by the lane.
@@ -22,18 +25,18 @@ scope exactly as the router would record it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from functools import lru_cache
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.routing import APIRoute
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.routing import NoMatchFound
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api import recommendations
-from app.api.auth import check, guard_scopes, token_of
-from app.api.recommendations import _plain_query
+from app.api.auth import check_asgi, guard_scopes, token_of
+from app.api.recommendations import answer_plain, plain_request
+from app.services.recommend.service import RecommendRequest
 
 ROUTE_PATH = "/v1/customers/{customer_id}/recommendations"
 _PREFIX = "/v1/customers/"
@@ -53,10 +56,7 @@ def customer_id_of(path: str) -> str | None:
     return customer_id
 
 
-@lru_cache(maxsize=4096)
-def _is_plain(query_string: bytes) -> bool:
-    """Whether the lane takes this query; clients send few distinct ones, so keep the answers."""
-    return _plain_query(query_string) is not None
+_QUERIES = 4096  # distinct query strings remembered per lane; clients send few
 
 
 class FastLane:
@@ -71,6 +71,22 @@ class FastLane:
         self._endpoint: Endpoint | None = None
         self._errors: ASGIApp | None = None
         self._scopes: list[str] = []  # what the route's own guards require, checked here too
+        # (query string, default k) -> the service request it asks for, or None (not plain):
+        # the query is parsed once per distinct string, not once per request.
+        self._queries: dict[tuple[bytes, int], RecommendRequest | None] = {}
+
+    def _params(self, query_string: bytes, default_k: int) -> RecommendRequest | None:
+        key = (query_string, default_k)
+        try:
+            return self._queries[key]
+        except KeyError:
+            pass
+        params = plain_request(query_string, default_k)
+        queries = self._queries
+        if len(queries) >= _QUERIES:
+            queries.pop(next(iter(queries)))  # oldest first (dicts keep insertion order)
+        queries[key] = params
+        return params
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -78,14 +94,22 @@ class FastLane:
             or scope["method"] != "GET"
             or scope.get("root_path")
             or (customer_id := customer_id_of(scope["path"])) is None
-            or not _is_plain(scope["query_string"])
         ):
             await self.app(scope, receive, send)
             return
+        app = scope["app"]
+        state = app.state
+        settings = getattr(state, "settings", None)
+        params = self._params(
+            scope["query_string"], settings.default_k if settings is not None else 10
+        )
+        if params is None:
+            await self.app(scope, receive, send)
+            return
         if not self._built:
-            self._build(scope["app"])
+            self._build(app)
         endpoint = self._endpoint
-        if endpoint is None:  # the route is not declared in this app
+        if endpoint is None or settings is None:  # not declared in this app / not started
             await self.app(scope, receive, send)
             return
         # What the router records on a match: the metrics label the route template from it.
@@ -93,11 +117,16 @@ class FastLane:
         scope["endpoint"] = endpoint
         scope["path_params"] = {"customer_id": customer_id}
         self.answered += 1
-        request = Request(scope, receive)
         try:
-            for required in self._scopes:  # the route's dependencies are API-key guards only
-                await check(request, required, token_of(scope["headers"]))
-            response = await endpoint(request=request, customer_id=customer_id)
+            if self._scopes:  # the route's dependencies are API-key guards only
+                token = token_of(scope["headers"])
+                for required in self._scopes:
+                    await check_asgi(scope, state, required, token)
+            # The route's own flow and bytes (see ``get_recommendations``), as raw messages:
+            # no Request, no Response object, no header re-encoding.
+            start, body = await answer_plain(
+                state.serving, getattr(state, "metrics", None), customer_id, params
+            )
         except Exception as exc:
             # Answered by FastAPI's own exception middleware over the app's own handlers (what
             # it does not handle propagates to the outermost error middleware, as it would).
@@ -105,7 +134,8 @@ class FastLane:
             assert self._errors is not None
             await self._errors(scope, receive, send)
             return
-        await response(scope, receive, send)
+        await send(start)
+        await send(body)
 
     def _build(self, app: FastAPI) -> None:
         """Find the declared route and the app's exception handling (once, on first use)."""

@@ -14,14 +14,18 @@ from app.observability.middleware import Observability
 if TYPE_CHECKING:
     from app.services.recommend.service import Recommendation
 
-__all__ = ["Metrics", "Observability", "configure_logging", "note_recommendation"]
+__all__ = ["Metrics", "Observability", "configure_logging", "note_recommendation", "note_served"]
 
 
 def note_recommendation(request: Request, result: Recommendation) -> None:
     """Count one served list (and the items the rules kept off it, by rule) and tag the
     request's log lines with its recommendation id."""
+    note_served(getattr(request.app.state, "metrics", None), result)
+
+
+def note_served(metrics: Metrics | None, result: Recommendation) -> None:
+    """:func:`note_recommendation` for a caller that holds the app's metrics already."""
     bind_recommendation(result.recommendation_id)
-    metrics: Metrics | None = getattr(request.app.state, "metrics", None)
     if metrics is not None:
         metrics.observe_recommendation(
             result.served_from,

@@ -27,16 +27,17 @@ _current: ContextVar[RequestContext | None] = ContextVar("finrec_request", defau
 
 
 class _RequestIds:
-    """64 random bits per request from a per-process generator (re-seeded after a fork)."""
+    """64 random bits per request from a per-process generator, re-seeded in a forked child by
+    a fork hook (not by a process-id check on every request)."""
 
     def __init__(self) -> None:
-        self._pid = -1
-        self._bits = random.Random().getrandbits
+        self._reseed()
+        os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
+        self._bits = random.Random(os.urandom(16)).getrandbits
 
     def new(self) -> str:
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._bits = random.Random(os.urandom(16)).getrandbits
         return f"{self._bits(64):016x}"
 
 

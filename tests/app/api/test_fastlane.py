@@ -191,3 +191,53 @@ def test_unexpected_errors_are_the_same_500(
             answers.append(comparable(client.get(PATH.format("C2") + "?k=3")))
             assert route_count(app, "GET", 500) == 1
     assert answers[0] == answers[1] and answers[0][0] == 500
+
+
+def test_lane_sends_the_routes_bytes(clients: tuple[TestClient, TestClient]) -> None:
+    # Byte for byte, not only the same JSON: key order, float formatting and every header in
+    # order (content-length included); only the recommendation id differs by design.
+    lane, full = clients
+    for query in ("", "k=3", "k=3&channel=app&placement=home"):
+        url = PATH.format("C2") + (f"?{query}" if query else "")
+        answers = []
+        for client in (lane, full):
+            response = client.get(url)
+            assert response.status_code == 200
+            rid = response.headers["x-recommendation-id"].encode()
+            headers = [
+                (k, rid_free(v, rid))
+                for k, v in response.headers.raw
+                if k.lower() not in (b"date", b"x-request-id")
+            ]
+            answers.append((headers, response.content.replace(rid, b"RID")))
+        assert answers[0] == answers[1], url
+
+
+def rid_free(value: bytes, rid: bytes) -> bytes:
+    return value.replace(rid, b"RID")
+
+
+def test_lane_parses_each_query_string_once(
+    clients: tuple[TestClient, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.api import fastlane
+
+    calls: list[bytes] = []
+    real = fastlane.plain_request
+
+    def counting(raw: bytes, default_k: int) -> Any:
+        calls.append(raw)
+        return real(raw, default_k)
+
+    monkeypatch.setattr(fastlane, "plain_request", counting)
+    monkeypatch.setattr(fastlane, "_QUERIES", 2)
+    lane, _ = clients
+    layer = lane_of(lane.app)  # type: ignore[arg-type]
+    assert layer is not None
+    before = layer.answered
+    for query in ("k=3", "k=3", "k=4", "k=3", "k=5", "explain=false", "explain=false"):
+        assert lane.get(PATH.format("C2") + f"?{query}").status_code == 200
+    # Parsed once per distinct string while remembered; the oldest is forgotten past the bound.
+    assert calls == [b"k=3", b"k=4", b"k=5", b"explain=false"]
+    assert len(layer._queries) == 2
+    assert layer.answered - before == 5  # explain=false is not plain: FastAPI answered it

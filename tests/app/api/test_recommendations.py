@@ -184,3 +184,27 @@ def test_health_and_exposures_flushed_on_shutdown(
         assert session.scalar(select(func.count()).select_from(Exposure)) == 1
     assert rows[0].recommendation_id == served["recommendation_id"]
     assert [i["product_id"] for i in rows[0].items] == [i["product_id"] for i in served["items"]]
+
+
+def test_lane_messages_are_the_rendered_response() -> None:
+    from datetime import UTC, datetime
+
+    from app.api.recommendations import render, render_body, response_start
+    from app.services.recommend.service import Item, Recommendation
+
+    items = [
+        Item(4, "P4", "Nämé", "fund", 1, 0.1234567, [{"code": "popular", "text": "x"}]),
+        Item(9, "P9", "Other", "card", 2, 1e-7, []),
+    ]
+    result = Recommendation(
+        "ab" * 16, "C1", "als", None, "live", True, items, datetime.now(UTC), "exp", "b"
+    )
+    body = render_body(result)
+    response = render(result)
+    start = response_start(result, body)
+    assert body == response.body
+    assert start == {
+        "type": "http.response.start",
+        "status": response.status_code,
+        "headers": response.raw_headers,
+    }

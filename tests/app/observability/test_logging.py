@@ -105,3 +105,21 @@ def test_the_access_line_names_the_route_and_the_recommendation(
     assert access["key_id"] == "a00000000001"  # the admin test key's id, never its secret
     assert "secret" not in stream.getvalue()
     assert "C2" not in stream.getvalue()
+
+
+def test_request_ids_are_reseeded_in_a_forked_child() -> None:
+    import os
+
+    from app.observability import context
+
+    generator = context.new_request_id.__self__  # type: ignore[attr-defined]
+    inherited = generator._bits
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child: its own seed, not a copy of the parent's
+        os.write(write, b"1" if generator._bits is not inherited else b"0")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
+    assert generator._bits is inherited  # the parent keeps its generator
+    assert len(context.new_request_id()) == 16
