@@ -25,8 +25,6 @@ Row = tuple[str, str, int, str, float, str]  # batch_id, customer_id, rank, prod
 
 _SCALE = 1_000_000  # six decimals
 _MAX_TEXT_SCORE = 1e12  # larger scores (none in practice) are written by the driver instead
-_INT_DIGITS = 13  # enough for |score| < 1e12
-_POW10 = 10 ** np.arange(_INT_DIGITS + 6 - 1, -1, -1, dtype=np.int64)
 
 
 def round_scores(scores: np.ndarray) -> np.ndarray:
@@ -114,14 +112,17 @@ class BatchRows:
 
     def copy_text(self, encoding: str = "utf-8", rows_per_part: int = 1 << 16) -> Iterator[bytes]:
         """The rows as PostgreSQL ``COPY ... FROM STDIN`` text (tab-separated, one line each),
-        in parts of at most ``rows_per_part`` lines. Raises OverflowError when a score is too
-        large for the fixed-point form (the caller then writes the rows through the driver)."""
+        in parts of at most ``rows_per_part`` lines.
+
+        Raises ValueError when a score is too large for the fixed-point form or a value holds a
+        NUL character (the caller then writes the rows through the driver)."""
         score = self.score
         if score.size and not bool(np.all(np.abs(score) < _MAX_TEXT_SCORE)):
-            raise OverflowError("score too large for the fixed-point COPY form")
-        prefix = _escape(self.batch_id).encode(encoding) + b"\t"
+            raise ValueError("score too large for the fixed-point COPY form")
+        batch = _escape(self.batch_id)
+        # Each field a table of NUL-padded byte strings: gathered per row, then the NULs dropped.
         tables = [
-            _byte_table([_escape(v) + "\t" for v in self.customers], encoding),
+            _byte_table([f"{batch}\t{_escape(v)}\t" for v in self.customers], encoding),
             _byte_table([f"{r}\t" for r in range(int(self.rank.max(initial=0)) + 1)], encoding),
             _byte_table([_escape(v) + "\t" for v in self.products], encoding),
             _byte_table([_escape(v) + "\n" for v in self.codes], encoding),
@@ -129,8 +130,9 @@ class BatchRows:
         codes = (self.customer, self.rank, self.product, self.code)
         for start in range(0, len(self), rows_per_part):
             part = slice(start, start + rows_per_part)
-            fields = [(t, c[part]) for t, c in zip(tables, codes, strict=True)]
-            yield _compose(prefix, fields[:3], self.score[part], fields[3])
+            fields = [table[c[part]] for table, c in zip(tables, codes, strict=True)]
+            fields.insert(3, _score_bytes(score[part]))
+            yield np.concatenate(fields, axis=1).tobytes().translate(None, b"\0")
 
 
 def _encode(values: list[str]) -> tuple[list[str], np.ndarray]:
@@ -153,65 +155,52 @@ def _escape(value: str) -> str:
     return value
 
 
-def _byte_table(values: list[str], encoding: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(bytes (m x width) uint8, length per value)`` of the encoded values."""
+def _byte_table(values: list[str], encoding: str) -> np.ndarray:
+    """The encoded values as rows of a uint8 matrix, padded with NUL bytes."""
     encoded = [v.encode(encoding) for v in values]
-    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
-    width = int(lengths.max(initial=0))
+    width = max(map(len, encoded), default=0)
+    if any(b"\0" in e for e in encoded):
+        raise ValueError("COPY text cannot hold a NUL character")
     table = np.frombuffer(b"".join(e.ljust(width, b"\0") for e in encoded), dtype=np.uint8)
-    return table.reshape(len(encoded), width), lengths
+    return table.reshape(len(encoded), width)
 
 
-def _score_bytes(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _words(texts: list[str]) -> np.ndarray:
+    """Texts of at most four ASCII characters as little-endian 4-byte words, NUL-padded in
+    front (a word viewed as bytes reads in text order)."""
+    return np.frombuffer(b"".join(t.encode().rjust(4, b"\0") for t in texts), dtype="<u4")
+
+
+_FULL4 = _words([f"{i:04d}" for i in range(10_000)])  # 0042
+_LEAD4 = _words([str(i) for i in range(10_000)])  # 42, without leading zeros
+_POINT2 = _words([f".{i:02d}" for i in range(100)])  # .04
+_SIGN = _words(["", "-"])
+_TAB = _words(["\t"])[0]
+
+
+def _score_bytes(score: np.ndarray) -> np.ndarray:
     """Each (rounded) score as fixed-point text with six decimals and a tab, ``-12.345600\\t``
-    (the database parses it to the same float64: both are the nearest double to that
-    decimal), as a byte matrix and a mask of the bytes that belong to it."""
+    (the database parses it to the same float64: both are the nearest double to that decimal),
+    as rows of a uint8 matrix padded with NUL bytes."""
     n = score.shape[0]
-    scaled = np.rint(score * _SCALE)  # exact: the score is an integer number of millionths
-    digits = (np.abs(scaled).astype(np.int64)[:, None] // _POW10) % 10
-    width = 1 + _INT_DIGITS + 1 + 6 + 1
-    out = np.empty((n, width), dtype=np.uint8)
-    mask = np.ones((n, width), dtype=bool)
-    out[:, 0] = ord("-")
-    mask[:, 0] = np.signbit(score)
-    out[:, 1 : 1 + _INT_DIGITS] = digits[:, :_INT_DIGITS] + ord("0")
-    # Integer digits from the first non-zero one (always the units digit).
-    nonzero = digits[:, : _INT_DIGITS - 1] != 0
-    started = np.logical_or.accumulate(nonzero, axis=1)
-    mask[:, 1:_INT_DIGITS] = started
-    out[:, 1 + _INT_DIGITS] = ord(".")
-    out[:, 2 + _INT_DIGITS : 8 + _INT_DIGITS] = digits[:, _INT_DIGITS:] + ord("0")
-    out[:, -1] = ord("\t")
-    return out, mask
-
-
-def _compose(
-    prefix: bytes,
-    head: list[tuple[tuple[np.ndarray, np.ndarray], np.ndarray]],
-    score: np.ndarray,
-    tail: tuple[tuple[np.ndarray, np.ndarray], np.ndarray],
-) -> bytes:
-    """Lines ``prefix + head fields + score + tail field``: every field is gathered into one
-    byte matrix with a mask of the bytes in use, and the masked bytes, row-major, are the
-    text."""
-    n = score.shape[0]
-    score_bytes, score_mask = _score_bytes(score)
-    parts: list[tuple[np.ndarray, np.ndarray]] = []
-    for (table, lengths), codes in head:
-        parts.append((table[codes], np.arange(table.shape[1]) < lengths[codes][:, None]))
-    parts.append((score_bytes, score_mask))
-    (table, lengths), codes = tail
-    parts.append((table[codes], np.arange(table.shape[1]) < lengths[codes][:, None]))
-    fixed = np.frombuffer(prefix, dtype=np.uint8)
-    width = fixed.shape[0] + sum(p[0].shape[1] for p in parts)
-    out = np.empty((n, width), dtype=np.uint8)
-    mask = np.empty((n, width), dtype=bool)
-    out[:, : fixed.shape[0]] = fixed
-    mask[:, : fixed.shape[0]] = True
-    col = fixed.shape[0]
-    for values, used in parts:
-        w = values.shape[1]
-        out[:, col : col + w] = values
-        mask[:, col : col + w] = used
-        col += w
-    return out[mask].tobytes()
+    scaled = np.abs(np.rint(score * _SCALE)).astype(np.int64)  # exact: whole millionths
+    whole, frac = np.divmod(scaled, _SCALE)
+    groups = max(1, (len(str(int(whole.max(initial=0)))) + 3) // 4)  # 4-digit groups
+    words = np.empty((n, groups + 4), dtype="<u4")
+    words[:, 0] = _SIGN[np.signbit(score).astype(np.intp)]
+    values = [(whole // 10 ** (4 * (groups - 1 - g))) % 10_000 for g in range(groups)]
+    if groups == 1:
+        words[:, 1] = _LEAD4[values[0]]
+    else:
+        # The first non-zero group without its leading zeros, the ones before it empty.
+        first = np.full(n, groups - 1)
+        for g in range(groups - 2, -1, -1):
+            first[values[g] != 0] = g
+        for g in range(groups):
+            words[:, 1 + g] = np.where(
+                first < g, _FULL4[values[g]], np.where(first == g, _LEAD4[values[g]], 0)
+            )
+    words[:, groups + 1] = _POINT2[frac // 10_000]
+    words[:, groups + 2] = _FULL4[frac % 10_000]
+    words[:, groups + 3] = _TAB
+    return words.view(np.uint8)

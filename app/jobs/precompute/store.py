@@ -139,7 +139,7 @@ def _copy_rows(conn: Connection, rows: BatchRows) -> None:
             try:
                 # The COPY text of the whole chunk, built from its columns (no row objects).
                 parts = list(rows.copy_text(raw.info.encoding))
-            except OverflowError:
+            except ValueError:
                 for row in rows.tuples():
                     copy.write_row(row)
             else:

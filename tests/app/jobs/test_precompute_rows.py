@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from app.jobs.precompute.rows import BatchRows, round_scores
 
@@ -48,8 +49,11 @@ def test_copy_text_reads_back_as_the_rows() -> None:
     codes = ["als", "popular_in_segment", "popular", "a|b", "x\\y"]
     scores = np.concatenate(
         [
-            (rng.standard_normal(n - 6) * 50).astype(np.float32),
-            np.asarray([0, -0.0, -1e-7, 123456.78, -999999.9, 1 / 128], dtype=np.float32),
+            (rng.standard_normal(n - 9) * 50).astype(np.float32),
+            np.asarray(
+                [0, -0.0, -1e-7, 123456.78, -999999.9, 1 / 128, 123456789.0, -1e11, 10000.5],
+                dtype=np.float32,
+            ),
         ]
     )
     rows = BatchRows(
@@ -82,3 +86,13 @@ def test_tuples_round_trip_and_order() -> None:
     order = np.argsort(rows.customer, kind="stable")
     assert [t[1] for t in rows.take(order).tuples()] == ["C2", "C1", "C1"]
     assert len(BatchRows.from_tuples([])) == 0
+
+
+def test_copy_text_refuses_what_it_cannot_write() -> None:
+    one = np.zeros(1, dtype=np.int64)
+    huge = BatchRows("b", ["C1"], one, one + 1, ["P1"], one, np.asarray([1e13]), ["als"], one)
+    with pytest.raises(ValueError, match="too large"):
+        list(huge.copy_text())
+    nul = BatchRows("b", ["C\x001"], one, one + 1, ["P1"], one, np.asarray([1.0]), ["als"], one)
+    with pytest.raises(ValueError, match="NUL"):
+        list(nul.copy_text())
