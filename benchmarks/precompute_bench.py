@@ -424,6 +424,7 @@ def e2e_run(args: argparse.Namespace) -> dict[str, Any]:
     from app.services.model_store import LoadedModel, mapped_loader
     from app.settings import Settings
     from recommenders.artifacts import load_artifact
+    from recommenders.registry import get_algorithm
 
     settings = Settings(
         database_url=args.url,
@@ -437,6 +438,7 @@ def e2e_run(args: argparse.Namespace) -> dict[str, Any]:
     # of lookups made), then the way serving loads it (factors, ID map, the per-customer dict),
     # each released again. The job's way first: memory freed by the other might be reused.
     artifact = _artifact_dir(args.artifacts)
+    get_algorithm(json.loads((artifact / "manifest.json").read_text())["algorithm"])  # imports
     gc.collect()
     base = _status_mib("VmRSS")
     held = LoadedModel.wrap("als", "bench", mapped_loader(artifact), index_customers=False)
