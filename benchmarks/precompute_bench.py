@@ -26,9 +26,11 @@ Medians over the repeats are reported.
 ``e2e``: a database (SQLite file or PostgreSQL) seeded with customers, products and holdings, an
 ALS model fitted on the holdings, then ``run_precompute`` timed from start to published batch in
 a fresh child process, so the peak RSS reported (``VmHWM``, the mark reset just before the run)
-is the job's own and not the seeding's. Before the run the child loads the model the way the job
+is the job's own and not the seeding's. After the run the child loads the model the way the job
 does (customer arrays memory-mapped, no per-customer dict), then the way serving does, releasing
-each, to report what the model alone holds per customer either way. The database (PostgreSQL: a
+each, to report what the model alone holds per customer either way (after, not before: memory
+the allocator keeps from those loads would otherwise serve part of the run's peak; the figures
+may be a little low where they reuse memory the run freed). The database (PostgreSQL: a
 database named after the benchmark's process id) and the artifacts are removed afterwards. Run it
 at two ``--customers`` sizes: the growth of the peak between them, per customer, is what a run
 holds for everyone.
@@ -433,7 +435,20 @@ def e2e_run(args: argparse.Namespace) -> dict[str, Any]:
         _env_file=None,  # type: ignore[call-arg]
     )
     engine = make_engine(args.url)
-    # What the model holds for its customers, measured apart from the run: loaded the way the
+    Path("/proc/self/clear_refs").write_text("5")  # the peak below is the run's own
+    before = _status_mib("VmRSS")  # interpreter and libraries
+    load_before = os.getloadavg()
+    with threadpool_limits(1):
+        tick, cpu = time.perf_counter(), time.process_time()
+        result = run_precompute(
+            engine, settings, PrecomputeOptions(k=args.k, chunk_size=args.chunk_size)
+        )
+        seconds = time.perf_counter() - tick
+        cpu_seconds = time.process_time() - cpu
+    peak = _status_mib("VmHWM")
+    engine.dispose()
+    # What the model holds for its customers, measured after the run (so that
+    # memory it leaves to the allocator cannot serve the run's own peak): loaded the way the
     # job loads it (customer arrays memory-mapped, chunks looked up by binary search; one chunk
     # of lookups made), then the way serving loads it (factors, ID map, the per-customer dict),
     # each released again. The job's way first: memory freed by the other might be reused.
@@ -454,18 +469,6 @@ def e2e_run(args: argparse.Namespace) -> dict[str, Any]:
     factors_bytes = np.asarray(held.model.customer_factors).nbytes
     del held
     gc.collect()
-    Path("/proc/self/clear_refs").write_text("5")  # the peak below is the run's own
-    before = _status_mib("VmRSS")  # interpreter and libraries
-    load_before = os.getloadavg()
-    with threadpool_limits(1):
-        tick, cpu = time.perf_counter(), time.process_time()
-        result = run_precompute(
-            engine, settings, PrecomputeOptions(k=args.k, chunk_size=args.chunk_size)
-        )
-        seconds = time.perf_counter() - tick
-        cpu_seconds = time.process_time() - cpu
-    peak = _status_mib("VmHWM")
-    engine.dispose()
     return {
         "seconds": seconds,
         "cpu_seconds_of_the_job_process": cpu_seconds,
