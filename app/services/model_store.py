@@ -9,6 +9,7 @@ already holds the old object keeps using it. A corrupt or incompatible artifact 
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 from collections import OrderedDict
@@ -146,17 +147,29 @@ class LoadedModel:
         if index is not None:
             return np.fromiter((index.get(c, -1) for c in ids), dtype=np.int64, count=n)
         external = self.customer_external
-        size = int(external.shape[0])
-        if n == 0 or size == 0:
+        if n == 0 or external.shape[0] == 0:
             return np.full(n, -1, dtype=np.int64)
         order = self._sorted_order()
-        # Cast to the model's string width (longer IDs are cut, and then fail the check below).
-        query = np.asarray(ids, dtype=external.dtype)
-        at = np.minimum(np.searchsorted(external, query, sorter=order), size - 1)
-        positions = at if order is None else order[at]
-        found = external[positions].tolist()
+        # Only the model's IDs between the smallest and the largest asked for are copied out
+        # (about a chunk's worth): two bisections of the mapped array find them. Searching the
+        # mapped array itself would copy all of it when it is not aligned in the file.
+        lowest, highest = min(ids), max(ids)
+        if order is None:
+            lo = bisect.bisect_left(external, lowest)
+            hi = bisect.bisect_right(external, highest, lo)
+            window = np.array(external[lo:hi])
+            where = np.arange(lo, hi, dtype=np.int64)
+        else:
+            lo = bisect.bisect_left(order, lowest, key=external.__getitem__)
+            hi = bisect.bisect_right(order, highest, lo, key=external.__getitem__)
+            where = np.asarray(order[lo:hi], dtype=np.int64)
+            window = external[where]
+        if window.shape[0] == 0:
+            return np.full(n, -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(window, np.asarray(ids, dtype=str)), window.shape[0] - 1)
+        found = window[at].tolist()
         hit = np.fromiter((a == b for a, b in zip(found, ids, strict=True)), dtype=bool, count=n)
-        return np.where(hit, positions, -1).astype(np.int64)
+        return np.where(hit, where[at], -1).astype(np.int64)
 
     def _sorted_order(self) -> np.ndarray | None:
         cached = self._customer_order

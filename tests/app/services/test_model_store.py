@@ -86,5 +86,7 @@ def test_customer_lookup_without_the_dict_answers_as_the_dict(customers: list[st
     assert [lazy.customer_position(c) for c in asked] == expected
     assert lazy._customer_index is None  # batch lookups never build the dict
     assert lazy.customer_positions([]).tolist() == []
+    assert lazy.customer_positions(["zz", "zzz"]).tolist() == [-1, -1]  # past every ID
+    assert lazy.customer_positions(["", "0"]).tolist() == [-1, -1]  # before every ID
     assert lazy.customer_index == eager.customer_index  # built on first use
     lazy.release_pages()  # nothing mapped: a no-op
