@@ -26,10 +26,14 @@ Medians over the repeats are reported.
 ``e2e``: a database (SQLite file or PostgreSQL) seeded with customers, products and holdings, an
 ALS model fitted on the holdings, then ``run_precompute`` timed from start to published batch in
 a fresh child process, so the peak RSS reported (``VmHWM``, the mark reset just before the run)
-is the job's own and not the seeding's. Before the run the child loads the model the way serving
-does and releases it, to report what the model alone holds per customer. The database and the
-artifacts are removed afterwards. Run it at two ``--customers`` sizes: the growth of the peak
-between them, per customer, is what a run holds for everyone.
+is the job's own and not the seeding's. After the run the child loads the model the way the job
+does (customer arrays memory-mapped, no per-customer dict), then the way serving does, releasing
+each, to report what the model alone holds per customer either way (after, not before: memory
+the allocator keeps from those loads would otherwise serve part of the run's peak; the figures
+may be a little low where they reuse memory the run freed). The database (PostgreSQL: a
+database named after the benchmark's process id) and the artifacts are removed afterwards. Run it
+at two ``--customers`` sizes: the growth of the peak between them, per customer, is what a run
+holds for everyone.
 
 ``rss``: a child process runs the finrec core over ``--customers`` with ``--chunk-size`` and
 reports its peak RSS and the RSS before the loop (data and factors loaded).
@@ -356,16 +360,17 @@ def e2e(args: argparse.Namespace) -> dict[str, Any]:
     from app.db.session import make_engine
 
     work = Path(tempfile.mkdtemp(prefix="finrec-precompute-"))
+    database = f"finrec_precompute_bench_{os.getpid()}"
     try:
         if args.backend == "sqlite":
             url = f"sqlite:///{work / 'bench.db'}"
         else:
             admin = make_engine(args.pg_admin_url, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
-                conn.execute(text("DROP DATABASE IF EXISTS finrec_precompute_bench WITH (FORCE)"))
-                conn.execute(text("CREATE DATABASE finrec_precompute_bench"))
+                conn.execute(text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                conn.execute(text(f"CREATE DATABASE {database}"))
             admin.dispose()
-            url = args.pg_admin_url.rsplit("/", 1)[0] + "/finrec_precompute_bench"
+            url = args.pg_admin_url.rsplit("/", 1)[0] + f"/{database}"
         tick = time.perf_counter()
         seed_database(url, args.customers, args.products, work / "artifacts")
         seeded = time.perf_counter() - tick
@@ -394,7 +399,7 @@ def e2e(args: argparse.Namespace) -> dict[str, Any]:
         if args.backend == "postgresql":
             admin = make_engine(args.pg_admin_url, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
-                conn.execute(text("DROP DATABASE IF EXISTS finrec_precompute_bench WITH (FORCE)"))
+                conn.execute(text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
             admin.dispose()
     return {
         "mode": "e2e",
@@ -419,9 +424,10 @@ def e2e_run(args: argparse.Namespace) -> dict[str, Any]:
 
     from app.db.session import make_engine
     from app.jobs.precompute import PrecomputeOptions, run_precompute
-    from app.services.model_store import LoadedModel
+    from app.services.model_store import LoadedModel, mapped_loader
     from app.settings import Settings
     from recommenders.artifacts import load_artifact
+    from recommenders.registry import get_algorithm
 
     settings = Settings(
         database_url=args.url,
@@ -430,16 +436,6 @@ def e2e_run(args: argparse.Namespace) -> dict[str, Any]:
         _env_file=None,  # type: ignore[call-arg]
     )
     engine = make_engine(args.url)
-    # What the served model holds for its customers, measured apart from the run: loaded the
-    # way serving loads it (factors, ID map, the serving index), then released again.
-    gc.collect()
-    base = _status_mib("VmRSS")
-    held = LoadedModel.wrap("als", "bench", load_artifact(_artifact_dir(args.artifacts)))
-    model_mib = _status_mib("VmRSS") - base
-    customers = len(held.customer_index)
-    factors_bytes = np.asarray(held.model.customer_factors).nbytes
-    del held
-    gc.collect()
     Path("/proc/self/clear_refs").write_text("5")  # the peak below is the run's own
     before = _status_mib("VmRSS")  # interpreter and libraries
     load_before = os.getloadavg()
@@ -452,6 +448,28 @@ def e2e_run(args: argparse.Namespace) -> dict[str, Any]:
         cpu_seconds = time.process_time() - cpu
     peak = _status_mib("VmHWM")
     engine.dispose()
+    # What the model holds for its customers, measured after the run (so that
+    # memory it leaves to the allocator cannot serve the run's own peak): loaded the way the
+    # job loads it (customer arrays memory-mapped, chunks looked up by binary search; one chunk
+    # of lookups made), then the way serving loads it (factors, ID map, the per-customer dict),
+    # each released again. The job's way first: memory freed by the other might be reused.
+    artifact = _artifact_dir(args.artifacts)
+    get_algorithm(json.loads((artifact / "manifest.json").read_text())["algorithm"])  # imports
+    gc.collect()
+    base = _status_mib("VmRSS")
+    held = LoadedModel.wrap("als", "bench", mapped_loader(artifact), index_customers=False)
+    held.customer_positions(held.customer_external[: args.chunk_size].tolist())
+    held.release_pages()
+    job_model_mib = _status_mib("VmRSS") - base
+    del held
+    gc.collect()
+    base = _status_mib("VmRSS")
+    held = LoadedModel.wrap("als", "bench", load_artifact(artifact))
+    model_mib = _status_mib("VmRSS") - base
+    customers = len(held.customer_index)
+    factors_bytes = np.asarray(held.model.customer_factors).nbytes
+    del held
+    gc.collect()
     return {
         "seconds": seconds,
         "cpu_seconds_of_the_job_process": cpu_seconds,
@@ -464,6 +482,8 @@ def e2e_run(args: argparse.Namespace) -> dict[str, Any]:
         "peak_rss_of_the_job_process_mib": peak,
         "model_loaded_mib": model_mib,
         "model_loaded_bytes_per_customer": model_mib * 2**20 / customers,
+        "model_loaded_for_the_job_mib": job_model_mib,
+        "model_loaded_for_the_job_bytes_per_customer": job_model_mib * 2**20 / customers,
         "model_customer_factors_bytes_per_customer": factors_bytes / customers,
     }
 

@@ -10,16 +10,23 @@ Layout::
 
 Nothing is pickled: ``np.load(..., allow_pickle=False)`` reads every file. A directory is
 written under a temporary name and renamed into place, so readers never see half an artifact.
+
+``np.savez`` stores its members uncompressed, so a reader that wants only some rows of a large
+array (a batch job reading one chunk of customers at a time) can memory-map it in place
+(``load_artifact(..., mmap=...)``); the files and their hashes are the same either way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import mmap as _mmap
 import os
 import platform
 import shutil
 import tempfile
+import zipfile
+from collections.abc import Collection
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -197,16 +204,103 @@ def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     save(path, **arrays)
 
 
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
+def _load_npz(path: Path, mapped: Collection[str] = ()) -> dict[str, np.ndarray]:
+    """Every array of an npz; those named in ``mapped`` memory-mapped where they are stored
+    uncompressed (read in full otherwise)."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except (OSError, ValueError) as exc:
+            arrays = {key: data[key] for key in data.files if key not in mapped}
+            rest = [key for key in data.files if key in mapped]
+        for key in rest:
+            array = _map_member(path, key)
+            if array is None:
+                with np.load(path, allow_pickle=False) as data:
+                    array = data[key]
+            arrays[key] = array
+        return arrays
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise ArtifactError(f"{path} cannot be read as npz: {exc}") from exc
 
 
-def load_artifact(directory: str | Path, expected: type[Recommender] | None = None) -> Recommender:
+def _map_member(path: Path, key: str) -> np.ndarray | None:
+    """Array ``key`` of an npz memory-mapped read-only where it lies in the file, or None when
+    it cannot be (compressed, object dtype, empty)."""
+    with zipfile.ZipFile(path) as archive:
+        try:
+            info = archive.getinfo(f"{key}.npy")
+        except KeyError:
+            return None
+        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+            return None
+    with path.open("rb") as handle:
+        handle.seek(info.header_offset)
+        local = handle.read(30)
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            return None
+        name_len = int.from_bytes(local[26:28], "little")
+        extra_len = int.from_bytes(local[28:30], "little")
+        handle.seek(info.header_offset + 30 + name_len + extra_len)
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+        else:
+            return None
+        offset = handle.tell()
+    if dtype.hasobject or int(np.prod(shape)) == 0:
+        return None
+    array: np.ndarray = np.memmap(
+        path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C"
+    )
+    return array
+
+
+def release_pages(array: np.ndarray | None) -> None:
+    """Drop the resident pages of a memory-mapped array from this process (they are read
+    again from the file, or the page cache, when next touched). No-op for other arrays."""
+    while array is not None and not isinstance(array, np.memmap):
+        base = array.base
+        array = base if isinstance(base, np.ndarray) else None
+    mapping = getattr(array, "_mmap", None)
+    if isinstance(mapping, _mmap.mmap) and hasattr(_mmap, "MADV_DONTNEED"):
+        mapping.madvise(_mmap.MADV_DONTNEED)
+
+
+def sorted_order(values: np.ndarray, what: str = "IDs") -> np.ndarray | None:
+    """The order that sorts ``values`` (None when they are already strictly increasing), after
+    checking they hold no duplicates. Works a slice at a time, so a memory-mapped array stays
+    mostly unread in memory."""
+    step = 1 << 20
+    n = values.shape[0]
+    increasing = all(
+        bool(np.all(values[i + 1 : i + step + 1] > values[i : min(i + step, n - 1)]))
+        for i in range(0, max(n - 1, 0), step)
+    )
+    order: np.ndarray | None = None
+    if not increasing:
+        order = np.argsort(values, kind="stable")
+        for i in range(0, max(n - 1, 0), step):
+            hi = values[order[i + 1 : i + step + 1]]
+            lo = values[order[i : i + hi.shape[0]]]
+            same = np.flatnonzero(lo == hi)
+            if same.size:
+                raise ArtifactError(f"duplicate {what}: {', '.join(map(str, hi[same][:5]))}")
+    release_pages(values)
+    return order
+
+
+def load_artifact(
+    directory: str | Path,
+    expected: type[Recommender] | None = None,
+    *,
+    mmap: Collection[str] = (),
+) -> Recommender:
     """Verify and load an artifact; the class comes from the registry unless ``expected``.
+
+    ``mmap`` names arrays (of ``ids.npz`` or ``model.npz``, e.g. ``customer_ids``,
+    ``customer_factors``) to memory-map read-only instead of reading into memory: the files are
+    hashed all the same, and only the rows used are ever read (see :func:`release_pages`).
 
     Raises :class:`ArtifactError` for a missing, corrupt, tampered or incompatible artifact,
     including one written by a different algorithm than ``expected``.
@@ -245,10 +339,15 @@ def load_artifact(directory: str | Path, expected: type[Recommender] | None = No
             product_encoder=FeatureEncoder.model_validate(manifest["encoders"]["product"]),
             summary=data.get("summary", {}),
         )
-        ids = _load_npz(root / "ids.npz")
-        model.customer_ids = IdMap(ids["customer_ids"])
+        ids = _load_npz(root / "ids.npz", mmap)
+        customers = ids["customer_ids"]
+        if isinstance(customers, np.memmap) and customers.dtype.kind == "U":
+            sorted_order(customers, "customer IDs")  # the check IdMap would make
+            model.customer_ids = IdMap(customers, unique=True)
+        else:
+            model.customer_ids = IdMap(customers)
         model.product_ids = IdMap(ids["product_ids"])
-        model._restore(_load_npz(root / "model.npz"))
+        model._restore(_load_npz(root / "model.npz", mmap))
         model._load_files(root)
     except ArtifactError:
         raise

@@ -41,7 +41,14 @@ class IdMap:
 
     __slots__ = ("_external", "_index")
 
-    def __init__(self, external: Iterable[str] | np.ndarray) -> None:
+    def __init__(self, external: Iterable[str] | np.ndarray, *, unique: bool = False) -> None:
+        """``unique``: the caller has checked that the IDs (a str array) are unique; they are
+        then kept as given (no copy: they may be memory-mapped) and the hash index that
+        :meth:`to_index` needs is built on its first call."""
+        if unique and isinstance(external, np.ndarray) and external.dtype.kind == "U":
+            self._external: np.ndarray = external
+            self._index: pd.Index | None = None
+            return
         values = np.asarray(list(external) if not isinstance(external, np.ndarray) else external)
         values = values.astype(str) if values.size else np.asarray([], dtype="<U1")
         index = pd.Index(values)
@@ -49,7 +56,7 @@ class IdMap:
             dupes = index[index.duplicated()].unique()[:5].tolist()
             raise DatasetError(f"duplicate IDs: {', '.join(map(str, dupes))}")
         values.flags.writeable = False
-        self._external: np.ndarray = values
+        self._external = values
         self._index = index
 
     @property
@@ -82,6 +89,8 @@ class IdMap:
         # pd.factorize hashes a pandas column in its own storage (no str copy); missing values
         # get code -1, which picks the trailing -1 ("unknown") appended below.
         codes, uniques = pd.factorize(values)
+        if self._index is None:
+            self._index = pd.Index(self._external)
         found = self._index.get_indexer(pd.Index(uniques).astype(str))
         out: np.ndarray = np.append(np.asarray(found, dtype=np.int32), np.int32(-1))[codes]
         return out

@@ -9,6 +9,7 @@ already holds the old object keeps using it. A corrupt or incompatible artifact 
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 from collections import OrderedDict
@@ -43,16 +44,39 @@ def default_loader(path: Path) -> Any:
     return load_artifact(path)
 
 
+# The arrays that grow with the number of customers.
+CUSTOMER_ARRAYS = ("customer_ids", "customer_factors", "customer_bias")
+
+
+def mapped_loader(path: Path) -> Any:
+    """:func:`default_loader` with the customer-side arrays memory-mapped: for a job that
+    reads the customers a chunk at a time and releases the pages after each chunk
+    (:meth:`LoadedModel.release_pages`)."""
+    from recommenders.artifacts import load_artifact
+
+    return load_artifact(path, mmap=CUSTOMER_ARRAYS)
+
+
 @dataclass(eq=False)
 class LoadedModel:
-    """A verified model plus the lookups serving needs, built once at load time."""
+    """A verified model plus the lookups serving needs, built once at load time.
+
+    Customer lookups: the API looks customers up one at a time, so serving builds a dict at
+    load time (~100 ns a lookup, ~100 bytes a customer). A batch job looks a chunk of IDs up
+    at once (:meth:`customer_positions`: a binary search over the model's sorted ID array,
+    no per-customer objects), so it loads without the dict (``index_customers=False``); a
+    single lookup then binary-searches too.
+    """
 
     strategy: str
     version: str
     algorithm: str
     model: Any
-    customer_index: dict[str, int]
+    customer_external: np.ndarray  # the model's customer IDs, in position order
     product_external: np.ndarray
+    _customer_index: dict[str, int] | None = field(default=None, repr=False)
+    # (order that sorts customer_external, or None when it is sorted already), built lazily.
+    _customer_order: tuple[np.ndarray | None] | None = field(default=None, repr=False)
     _positions: tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = field(
         default=None, repr=False
     )
@@ -67,28 +91,102 @@ class LoadedModel:
     )
 
     @classmethod
-    def wrap(cls, strategy: str, version: str, model: Any) -> LoadedModel:
+    def wrap(
+        cls, strategy: str, version: str, model: Any, *, index_customers: bool = True
+    ) -> LoadedModel:
         customer_ids = getattr(model, "customer_ids", None)
         product_ids = getattr(model, "product_ids", None)
         if customer_ids is None or product_ids is None:
             raise InvalidArtifact(f"model version {version!r} has no ID maps (not fitted)")
-        return cls(
+        loaded = cls(
             strategy=strategy,
             version=version,
             algorithm=str(getattr(model, "algorithm", strategy)),
             model=model,
-            # A dict costs memory (~100 bytes a customer) but answers in ~100 ns per request.
-            customer_index={c: i for i, c in enumerate(np.asarray(customer_ids.external).tolist())},
+            customer_external=customer_ids.external,
             product_external=np.asarray(product_ids.external).astype(object),
         )
+        if index_customers:
+            loaded._customer_index = loaded._build_index()
+        return loaded
 
     @property
     def cold_inputs(self) -> frozenset[str]:
         return frozenset(getattr(self.model, "cold_inputs", frozenset()))
 
+    @property
+    def customer_index(self) -> dict[str, int]:
+        """Customer ID -> model position (built on first use when not built at load time)."""
+        index = self._customer_index
+        if index is None:
+            index = self._customer_index = self._build_index()
+        return index
+
+    def _build_index(self) -> dict[str, int]:
+        # A dict costs memory (~100 bytes a customer) but answers in ~100 ns per request.
+        return {c: i for i, c in enumerate(np.asarray(self.customer_external).tolist())}
+
     def customer_position(self, customer_id: str) -> int:
         """The model's index for ``customer_id``, or -1 when the model never saw them."""
-        return self.customer_index.get(customer_id, -1)
+        index = self._customer_index
+        if index is not None:
+            return index.get(customer_id, -1)
+        return int(self.customer_positions([customer_id])[0])
+
+    def customer_positions(self, customer_ids: list[str] | np.ndarray) -> np.ndarray:
+        """:meth:`customer_position` of many IDs at once (int64, -1 for unknown customers).
+
+        With the dict built, one lookup each; without it, a binary search of the model's
+        sorted IDs for the whole array, then an exact comparison of what was found.
+        """
+        ids: list[str] = (
+            customer_ids.tolist() if isinstance(customer_ids, np.ndarray) else list(customer_ids)
+        )
+        n = len(ids)
+        index = self._customer_index
+        if index is not None:
+            return np.fromiter((index.get(c, -1) for c in ids), dtype=np.int64, count=n)
+        external = self.customer_external
+        if n == 0 or external.shape[0] == 0:
+            return np.full(n, -1, dtype=np.int64)
+        order = self._sorted_order()
+        # Only the model's IDs between the smallest and the largest asked for are copied out
+        # (about a chunk's worth): two bisections of the mapped array find them. Searching the
+        # mapped array itself would copy all of it when it is not aligned in the file.
+        lowest, highest = min(ids), max(ids)
+        if order is None:
+            lo = bisect.bisect_left(external, lowest)
+            hi = bisect.bisect_right(external, highest, lo)
+            window = np.array(external[lo:hi])
+            where = np.arange(lo, hi, dtype=np.int64)
+        else:
+            lo = bisect.bisect_left(order, lowest, key=external.__getitem__)
+            hi = bisect.bisect_right(order, highest, lo, key=external.__getitem__)
+            where = np.asarray(order[lo:hi], dtype=np.int64)
+            window = external[where]
+        if window.shape[0] == 0:
+            return np.full(n, -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(window, np.asarray(ids, dtype=str)), window.shape[0] - 1)
+        found = window[at].tolist()
+        hit = np.fromiter((a == b for a, b in zip(found, ids, strict=True)), dtype=bool, count=n)
+        return np.where(hit, where[at], -1).astype(np.int64)
+
+    def _sorted_order(self) -> np.ndarray | None:
+        cached = self._customer_order
+        if cached is None:
+            from recommenders.artifacts import sorted_order
+
+            cached = self._customer_order = (sorted_order(self.customer_external),)
+        return cached[0]
+
+    def release_pages(self) -> None:
+        """Drop the resident pages of the memory-mapped customer arrays (see
+        :func:`mapped_loader`); a no-op for arrays held in memory."""
+        from recommenders.artifacts import release_pages
+
+        release_pages(self.customer_external)
+        for name in ("customer_factors", "customer_bias"):
+            release_pages(getattr(self.model, name, None))
 
     def product_index_of(self, product_ids: Iterable[str]) -> np.ndarray:
         """The model's indices for the given product IDs (IDs it does not know are skipped)."""
@@ -184,9 +282,18 @@ class LoadedModel:
 class ModelStore:
     """Strategy -> loaded model, replaced atomically; safe to read from any thread."""
 
-    def __init__(self, loader: Loader = default_loader, artifact_root: Path | None = None) -> None:
+    def __init__(
+        self,
+        loader: Loader = default_loader,
+        artifact_root: Path | None = None,
+        *,
+        index_customers: bool = True,
+    ) -> None:
+        """``index_customers=False`` (batch jobs) skips the per-customer dict that serving
+        builds at load time (see :class:`LoadedModel`)."""
         self._loader = loader
         self._artifact_root = artifact_root
+        self._index_customers = index_customers
         self._models: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
 
@@ -234,7 +341,7 @@ class ModelStore:
             raise InvalidArtifact(
                 f"model version {version!r} ({path.name}) cannot be served: {reason}"
             ) from exc
-        return LoadedModel.wrap(strategy, version, model)
+        return LoadedModel.wrap(strategy, version, model, index_customers=self._index_customers)
 
     def install(self, loaded: LoadedModel) -> None:
         """Serve ``loaded`` for its strategy from the next request on (atomic swap)."""

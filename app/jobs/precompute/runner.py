@@ -28,7 +28,7 @@ from app.jobs.precompute.population import DataChanged, PopulationReader
 from app.jobs.precompute.scoring import ChunkScorer
 from app.services import registry
 from app.services.errors import DomainError
-from app.services.model_store import PREFERENCE, LoadedModel, ModelStore
+from app.services.model_store import PREFERENCE, LoadedModel, ModelStore, mapped_loader
 from app.services.profiles import Profile, read_profile
 from app.services.recommend.catalog import CatalogSnapshot, load_catalog
 from app.services.recommend.catalog_holder import CatalogHolder
@@ -165,7 +165,10 @@ def _serving_service(
     catalog: CatalogSnapshot,
 ) -> tuple[RecommendationService, LoadedModel]:
     """The service exactly as the API builds it, holding the models the API would hold."""
-    models = ModelStore(artifact_root=settings.artifact_dir)
+    # The same models, loaded for a job that reads customers a chunk at a time: the customer
+    # side of each artifact memory-mapped (only a chunk's rows are read, and released after
+    # the chunk), and no per-customer lookup dict (chunks are looked up as arrays).
+    models = ModelStore(mapped_loader, artifact_root=settings.artifact_dir, index_customers=False)
     try:
         models.sync(make_session_factory(engine))
         loaded = models.activate(strategy, version.version, version.artifact_path)

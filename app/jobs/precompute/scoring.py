@@ -27,6 +27,7 @@ from app.jobs.precompute.block import (
 )
 from app.jobs.precompute.kernel import block_lists
 from app.jobs.precompute.population import Block
+from app.jobs.precompute.rows import BatchRows, Row, round_scores
 from app.services.model_store import LoadedModel
 from app.services.recommend import reasons as R
 from app.services.recommend.catalog import CatalogSnapshot
@@ -43,7 +44,7 @@ COLD_START = "cold_start"
 FALLBACK = "fallback"
 NO_ELIGIBLE_PRODUCT = "no_eligible_product"
 
-Row = tuple[str, str, int, str, float, str]  # batch_id, customer_id, rank, product_id, score, codes
+__all__ = ["BatchRows", "Row"]
 
 
 def candidate_limit(k: int) -> int:
@@ -253,24 +254,28 @@ def format_rows(
     code_id: np.ndarray,
     product_ids: np.ndarray,
     code_table: np.ndarray,
-) -> list[Row]:
-    """The batch rows of items ``(r, c)`` (row-major order), scores rounded as the API does."""
-    return list(
-        zip(
-            [batch_id] * r.size,
-            np.asarray(customer_ids, dtype=object)[r].tolist(),
-            (c + 1).tolist(),
-            product_ids[lists.positions[r, c]].tolist(),
-            [round(x, 6) for x in lists.scores[r, c].tolist()],
-            code_table[code_id[r, c]].tolist(),
-            strict=True,
-        )
+) -> BatchRows:
+    """The batch rows of items ``(r, c)`` (row-major order), scores rounded as the API does.
+
+    Columns, not row objects: customers, products and reason codes as codes into the chunk's
+    customer IDs, the catalogue and ``code_table``; the writers decode them (see
+    :mod:`app.jobs.precompute.rows`)."""
+    return BatchRows(
+        batch_id,
+        customer_ids.tolist() if isinstance(customer_ids, np.ndarray) else customer_ids,
+        r.astype(np.int64, copy=False),
+        (c + 1).astype(np.int64, copy=False),
+        product_ids.tolist(),
+        lists.positions[r, c].astype(np.int64, copy=False),
+        round_scores(lists.scores[r, c]),
+        code_table.tolist(),
+        code_id[r, c].astype(np.int64, copy=False),
     )
 
 
 @dataclass
 class ChunkResult:
-    rows: list[Row]
+    rows: BatchRows
     outcomes: dict[str, int]
 
 
@@ -309,11 +314,7 @@ class ChunkScorer:
         """The batch rows and outcome counts of one chunk of customers."""
         n = block.size
         personalised = block.consent
-        positions = np.fromiter(
-            (self.loaded.customer_position(c) for c in block.customer_ids.tolist()),
-            dtype=np.int64,
-            count=n,
-        )
+        positions = self.loaded.customer_positions(block.customer_ids)
         no_segment = np.fromiter((s is None for s in block.segments.tolist()), dtype=bool, count=n)
         fast = personalised & (positions >= 0) & self.vectorised
         # Personalised customers off the fast path (cold start, fusion) take the live route.
@@ -367,7 +368,12 @@ class ChunkScorer:
                 outcomes[name] = count
         live = np.flatnonzero(~on_block)
         if live.size:
-            out = self._merge_live(batch_id, block, positions, live, r, out, outcomes)
+            out = self._merge_live(batch_id, block, positions, live, out, outcomes)
+        # The chunk's rows of the customer factors are used: let the mapped pages go.
+        for strategy in self.service.models.strategies:
+            model = self.service.models.get(strategy)
+            if model is not None:
+                model.release_pages()
         return ChunkResult(out, outcomes)
 
     def _merge_live(
@@ -376,23 +382,50 @@ class ChunkScorer:
         block: Block,
         positions: np.ndarray,
         live: np.ndarray,
-        block_rows: np.ndarray,
-        block_out: list[Row],
+        block_out: BatchRows,
         outcomes: dict[str, int],
-    ) -> list[Row]:
+    ) -> BatchRows:
         """Score the customers the block path does not cover one by one through the live
         service, and merge their rows in customer order."""
-        bounds = np.searchsorted(block_rows, live).tolist()
-        out: list[Row] = []
-        taken = 0
-        for i, cut in zip(live.tolist(), bounds, strict=True):
-            out.extend(block_out[taken:cut])
-            taken = cut
+        customer: list[int] = []
+        rank: list[int] = []
+        product: list[int] = []
+        score: list[float] = []
+        code: list[int] = []
+        products = list(block_out.products)
+        product_code = dict(self.catalog.index)
+        codes = list(block_out.codes)
+        code_of = {c: i for i, c in enumerate(codes)}
+        for i in live.tolist():
             rows, outcome = self._live_rows(batch_id, block, i, bool(positions[i] < 0))
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
-            out.extend(rows)
-        out.extend(block_out[taken:])
-        return out
+            for _, _, item_rank, product_id, item_score, item_codes in rows:
+                customer.append(i)
+                rank.append(item_rank)
+                score.append(item_score)
+                at = product_code.get(product_id)
+                if at is None:
+                    at = product_code[product_id] = len(products)
+                    products.append(product_id)
+                product.append(at)
+                at = code_of.get(item_codes)
+                if at is None:
+                    at = code_of[item_codes] = len(codes)
+                    codes.append(item_codes)
+                code.append(at)
+        merged = BatchRows(
+            batch_id,
+            block_out.customers,
+            np.concatenate([block_out.customer, np.asarray(customer, dtype=np.int64)]),
+            np.concatenate([block_out.rank, np.asarray(rank, dtype=np.int64)]),
+            products,
+            np.concatenate([block_out.product, np.asarray(product, dtype=np.int64)]),
+            np.concatenate([block_out.score, np.asarray(score, dtype=np.float64)]),
+            codes,
+            np.concatenate([block_out.code, np.asarray(code, dtype=np.int64)]),
+        )
+        # Customer order; each customer's rows keep their rank order (a stable sort).
+        return merged.take(np.argsort(merged.customer, kind="stable"))
 
     def _live_rows(
         self, batch_id: str, block: Block, row: int, unknown: bool

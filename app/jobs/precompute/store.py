@@ -2,7 +2,8 @@
 
 A chunk's rows and its "done" mark are committed in one transaction, so after a crash a chunk is
 either entirely there or not at all, and a rerun skips exactly the chunks that are in. PostgreSQL
-rows go through ``COPY``; SQLite gets one ``executemany`` per chunk.
+rows go through ``COPY`` as text assembled from the chunk's columns with array operations;
+SQLite gets one driver ``executemany`` per chunk, fed tuples as it consumes them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db.base import utcnow
 from app.db.models import Batch, BatchChunk, PrecomputedRecommendation
-from app.jobs.precompute.scoring import Row
+from app.jobs.precompute.rows import BatchRows, Row
 
 _COLUMNS = ("batch_id", "customer_id", "rank", "product_id", "score", "reason_codes")
 _INSERT = (
@@ -84,20 +85,23 @@ def write_chunk(
     batch_id: str,
     chunk_index: int,
     shard_index: int,
-    rows: Sequence[Row],
+    rows: BatchRows | Sequence[Row],
     customers: int,
     outcomes: dict[str, int],
     seconds: float,
 ) -> bool:
     """Rows plus the chunk's mark in one transaction; False when the chunk was already in."""
+    if not isinstance(rows, BatchRows):
+        rows = BatchRows.from_tuples(rows)
     try:
         with engine.begin() as conn:
-            if rows:
+            if len(rows):
                 if conn.dialect.name == "postgresql":
                     _copy_rows(conn, rows)
                 else:
-                    # The driver's executemany on plain tuples: no per-row dict or ORM work.
-                    conn.exec_driver_sql(_INSERT, list(rows))
+                    # The driver's executemany, on tuples made as it reads them: no per-row
+                    # dict or ORM work, and no list of every row of the chunk.
+                    _insert_rows(conn, rows)
             conn.execute(
                 insert(BatchChunk).values(
                     batch_id=batch_id,
@@ -116,13 +120,31 @@ def write_chunk(
     return True
 
 
-def _copy_rows(conn: Connection, rows: Sequence[Row]) -> None:
+def _insert_rows(conn: Connection, rows: BatchRows) -> None:
+    cursor: Any = conn.connection.cursor()
+    try:
+        cursor.executemany(_INSERT, rows.tuples())
+    except conn.dialect.dbapi.IntegrityError as exc:  # type: ignore[union-attr]
+        # Straight from the driver: wrap it as SQLAlchemy would (see _copy_rows).
+        raise IntegrityError(_INSERT, None, exc) from exc
+    finally:
+        cursor.close()
+
+
+def _copy_rows(conn: Connection, rows: BatchRows) -> None:
     raw: Any = conn.connection.driver_connection
     sql = f"COPY precomputed_recommendations ({', '.join(_COLUMNS)}) FROM STDIN"
     try:
         with raw.cursor() as cursor, cursor.copy(sql) as copy:
-            for row in rows:
-                copy.write_row(row)
+            try:
+                # The COPY text of the whole chunk, built from its columns (no row objects).
+                parts = list(rows.copy_text(raw.info.encoding))
+            except ValueError:
+                for row in rows.tuples():
+                    copy.write_row(row)
+            else:
+                for part in parts:
+                    copy.write(part)
     except Exception as exc:
         # COPY talks to the driver directly, so a duplicate arrives unwrapped: wrap it the way
         # SQLAlchemy would, so the caller treats "chunk already written" the same on every backend.

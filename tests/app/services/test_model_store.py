@@ -57,3 +57,36 @@ def test_sync_follows_the_registry(
     store = ModelStore()
     assert store.sync(session_factory) == {}
     assert store.strategies == {"popularity": version}
+
+
+class _Ids:
+    def __init__(self, external: list[str]) -> None:
+        self.external = np.asarray(external)
+
+
+class _Model:
+    def __init__(self, customers: list[str]) -> None:
+        self.customer_ids = _Ids(customers)
+        self.product_ids = _Ids(["P1"])
+
+
+@pytest.mark.parametrize("customers", [["A1", "A3", "B", "C10"], ["C10", "A3", "B", "A1"]])
+def test_customer_lookup_without_the_dict_answers_as_the_dict(customers: list[str]) -> None:
+    from app.services.model_store import LoadedModel
+
+    eager = LoadedModel.wrap("s", "v", _Model(customers))
+    lazy = LoadedModel.wrap("s", "v", _Model(customers), index_customers=False)
+    assert lazy._customer_index is None
+    asked = ["A3", "A", "A30", "C10", "C100", "", "B", "A1", "zz", "A3"]
+    expected = [eager.customer_position(c) for c in asked]
+    assert expected[:4] == [customers.index("A3"), -1, -1, customers.index("C10")]
+    assert lazy.customer_positions(asked).tolist() == expected
+    assert lazy.customer_positions(np.asarray(asked, dtype=object)).tolist() == expected
+    assert eager.customer_positions(asked).tolist() == expected
+    assert [lazy.customer_position(c) for c in asked] == expected
+    assert lazy._customer_index is None  # batch lookups never build the dict
+    assert lazy.customer_positions([]).tolist() == []
+    assert lazy.customer_positions(["zz", "zzz"]).tolist() == [-1, -1]  # past every ID
+    assert lazy.customer_positions(["", "0"]).tolist() == [-1, -1]  # before every ID
+    assert lazy.customer_index == eager.customer_index  # built on first use
+    lazy.release_pages()  # nothing mapped: a no-op
