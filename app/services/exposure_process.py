@@ -312,7 +312,7 @@ def _child() -> None:  # pragma: no cover - runs in the child process (tests dri
     os.dup2(2, 1)
     batch_rows = int(os.environ.get("FINREC_EXPOSURE_BATCH_ROWS", "1000"))
     flush_seconds = float(os.environ.get("FINREC_EXPOSURE_FLUSH_SECONDS", "1.0"))
-    engine = make_engine(os.environ[_URL_ENV])
+    engine = make_engine(os.environ[_URL_ENV], sqlite_write_heavy=True)
     factory = make_session_factory(engine)
     data = bytearray()
     rows: list[ExposureRow] = []

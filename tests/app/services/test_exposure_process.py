@@ -226,3 +226,18 @@ def test_child_logs_failures_in_the_server_format_without_customer_values(
     child = [line for line in lines if "exposure write failed" in line]
     assert child, "the failed write was not logged"
     assert all(line.lstrip().startswith("{") for line in child), child
+
+
+def test_write_heavy_sqlite_engines_get_a_larger_cache_and_rarer_checkpoints(
+    tmp_path: Path,
+) -> None:
+    from sqlalchemy import text
+
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    for heavy, cache, checkpoint in ((True, -65536, 20000), (False, -2000, 1000)):
+        engine = make_engine(url, sqlite_write_heavy=heavy)
+        with engine.connect() as conn:
+            assert conn.execute(text("PRAGMA cache_size")).scalar_one() == cache
+            assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar_one() == checkpoint
+            assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+        engine.dispose()
