@@ -27,6 +27,7 @@ from app.services.recommend.pools import (
     FROM_CANDIDATES,
     FROM_POPULAR,
     FROM_SEGMENT,
+    Pools,
     build_pools,
 )
 from app.services.recommend.promotions import Promotion, PromotionBook
@@ -165,30 +166,18 @@ class _Tables:
     version: int
     categories: np.ndarray  # int64 category code per position
     n_cats: int
-    pool_index: dict[str, int]
-    pools: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (order, scores, source) per pool
+    pools: Pools
 
     @classmethod
     def of(cls, catalog: CatalogSnapshot) -> _Tables:
-        pools = build_pools(catalog)
         categories = np.asarray(catalog.category_list, dtype=np.int64)
-        return cls(
-            catalog.version,
-            categories,
-            int(categories.max()) + 1 if categories.size else 1,
-            pools.segment_index,
-            [
-                (
-                    np.ascontiguousarray(p.order, dtype=np.int64),
-                    np.ascontiguousarray(p.scores, dtype=np.float32),
-                    np.ascontiguousarray(p.source, dtype=np.int8),
-                )
-                for p in pools.pools
-            ],
-        )
+        n_cats = int(categories.max()) + 1 if categories.size else 1
+        return cls(catalog.version, categories, n_cats, build_pools(catalog))
 
     def pool(self, segment: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.pools[self.pool_index.get(segment, 0) if segment is not None else 0]
+        """The backfill pool's ``(order, scores, source)`` arrays for a customer's segment."""
+        pool = self.pools.pools[self.pools.index_of(segment)]
+        return pool.order, pool.scores, pool.source
 
 
 # The kernel's source codes index the reason sets (RecommendationService._reasons_by_source).
@@ -261,41 +250,31 @@ class RecommendationService:
         degraded = degraded or profile is None
         limit = k * 3 + 5
         compiled = self._compiled(customer_id, profile, decision, catalog, request, limit, now)
+        blocked: list[tuple[int, str]] = []
+        model_version: str | None
         if compiled is not None:
-            assert profile is not None
             items, capped, loaded = compiled
-            return Recommendation(
-                recommendation_id=_ids.new(),
-                customer_id=customer_id,
-                strategy=loaded.strategy,
-                model_version=loaded.version,
-                served_from="live",
-                degraded=degraded,
-                items=items,
-                served_at=now,
-                removed=removed_products(
-                    catalog,
-                    [],
-                    self._head_removals(customer_id, decision, catalog, profile, exclude_held, k),
-                    capped,
-                    items,
-                ),
-                risk_class=decision.risk_class,
-                basis="personalised",
+            strategy, model_version, served_from = loaded.strategy, loaded.version, "live"
+        else:
+            cands = self._candidates(customer_id, profile, decision, catalog, request, limit)
+            items, dropped, capped = self._assemble_parts(
+                cands, decision, catalog, request, profile, now
             )
-        cands = self._candidates(customer_id, profile, decision, catalog, request, limit)
-        items, dropped, capped = self._assemble_parts(
-            cands, decision, catalog, request, profile, now
-        )
-        listed = cands.extra.get("listed")
-        if listed:  # a batch list: what the gate drops from it now was removed from this list
-            dropped = catalog.positions(listed)  # type: ignore[arg-type]
-            dropped = dropped[~decision.allowed[dropped]]
+            listed = cands.extra.get("listed")
+            if listed:  # a batch list: what the gate drops from it now was removed from this list
+                dropped = catalog.positions(listed)  # type: ignore[arg-type]
+                dropped = dropped[~decision.allowed[dropped]]
+            if dropped.size:
+                blocked = explain_blocked(decision, catalog, profile, exclude_held, dropped)
+            strategy, model_version, served_from = (
+                cands.strategy,
+                cands.model_version,
+                cands.served_from,
+            )
+            degraded = degraded or bool(cands.extra.get("degraded"))
         removed = removed_products(
             catalog,
-            explain_blocked(decision, catalog, profile, exclude_held, dropped)
-            if dropped.size
-            else [],
+            blocked,
             self._head_removals(customer_id, decision, catalog, profile, exclude_held, k),
             capped,
             items,
@@ -303,10 +282,10 @@ class RecommendationService:
         return Recommendation(
             recommendation_id=_ids.new(),
             customer_id=customer_id,
-            strategy=cands.strategy,
-            model_version=cands.model_version,
-            served_from=cands.served_from,
-            degraded=degraded or bool(cands.extra.get("degraded")),
+            strategy=strategy,
+            model_version=model_version,
+            served_from=served_from,
+            degraded=degraded,
             items=items,
             served_at=now,
             removed=removed,
