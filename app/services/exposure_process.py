@@ -83,7 +83,12 @@ class ExposureProcessLog(ExposureLog):
         self._restart_seconds = restart_seconds
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._in_flight: dict[int, list[Pending]] = {}
+        # Frames sent but not yet acknowledged, kept as the bytes that were sent (row count
+        # beside them): a bytes object is invisible to the garbage collector, whereas the rows
+        # themselves would survive long enough (until the child commits, up to
+        # ``flush_seconds``) to reach the oldest generation and make its full collections —
+        # pauses that grow with everything the process caches — frequent.
+        self._in_flight: dict[int, tuple[bytes, int]] = {}
         self._in_flight_rows = 0
         self._frame = 0
         self._paused_until = 0.0
@@ -146,19 +151,17 @@ class ExposureProcessLog(ExposureLog):
                 log.warning("exposure writer sent an unreadable acknowledgement: %r", line[:80])
                 continue  # its frames stay unsettled and are sent again if it exits
             last = int(frame)
-            settled = [n for n in self._in_flight if n <= last]
-            rows: list[Pending] = []
-            for n in settled:
-                rows.extend(self._in_flight.pop(n))
-            self._in_flight_rows -= len(rows)
+            settled = [self._in_flight.pop(n) for n in [n for n in self._in_flight if n <= last]]
+            count = sum(n for _, n in settled)
+            self._in_flight_rows -= count
             if verdict == "ok":
-                self.written += len(rows)
+                self.written += count
             else:
                 self.failed_flushes += 1
                 self._paused_until = time.monotonic() + self._flush_seconds
-                self._requeue(rows)
+                self._requeue(_rows_of(settled))
         code = await proc.wait()
-        unsettled = [row for n in sorted(self._in_flight) for row in self._in_flight[n]]
+        unsettled = _rows_of([self._in_flight[n] for n in sorted(self._in_flight)])
         self._in_flight.clear()
         self._in_flight_rows = 0
         self._requeue(unsettled)
@@ -189,7 +192,7 @@ class ExposureProcessLog(ExposureLog):
             self._buffer.extendleft(reversed(batch))  # nothing sent: keep every row
             raise
         self._frame += 1
-        self._in_flight[self._frame] = batch
+        self._in_flight[self._frame] = (payload, len(batch))
         self._in_flight_rows += len(batch)
         proc.stdin.write(_FRAME.pack(self._frame, len(payload)) + payload)
 
@@ -290,6 +293,11 @@ class ExposureProcessLog(ExposureLog):
         if self._buffer:
             log.warning("writing %d exposure rows in-process at shutdown", len(self._buffer))
             await asyncio.to_thread(self.flush)
+
+
+def _rows_of(frames: list[tuple[bytes, int]]) -> list[Pending]:
+    """The rows of sent frames, in order (only when they must be queued again)."""
+    return [row for payload, _ in frames for row in pickle.loads(payload)]
 
 
 # ---- the child ------------------------------------------------------------------------------
