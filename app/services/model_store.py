@@ -29,6 +29,8 @@ from recommenders.errors import RecommenderError
 
 log = logging.getLogger(__name__)
 
+NO_BIAS = np.float32(-0.0)  # adds nothing to any float32, -0.0 included
+
 Loader = Callable[[Path], Any]
 
 # When the requested strategy is not loaded, serve the first of these that is.
@@ -86,7 +88,7 @@ class LoadedModel:
         default_factory=OrderedDict, repr=False
     )
     cold_cache_size: int = 10_000
-    _layout: tuple[int, tuple[np.ndarray, np.ndarray | None, np.ndarray] | None] | None = field(
+    _layout: tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray] | None] | None = field(
         default=None, repr=False
     )
 
@@ -204,25 +206,39 @@ class LoadedModel:
         Factor models take a fast path: their product factors are laid out in catalogue order
         once per snapshot, so a request is a single matrix-vector product.
         """
-        layout = self._factor_layout(version, index, size)
-        if layout is not None:
-            factors, offset, _ = layout
-            model = self.model
-            scores = factors @ model.customer_factors[position]
-            if offset is not None:
-                scores += offset  # the product bias, and -inf where the model lacks a product
-            if model.customer_bias is not None:
-                scores += model.customer_bias[position]
-            return np.asarray(scores, dtype=np.float32)
+        parts = self.score_parts(position, version, index, size)
+        if parts is not None:
+            scores, offset, bias = parts
+            scores += offset  # the product bias, and -inf where the model lacks a product
+            scores += bias
+            return scores
         _, model_idx, catalog_idx = self.catalog_view(version, index)
         row = self.model.score(np.asarray([position]))[0]
         scores = np.full(size, -np.inf, dtype=np.float32)
         scores[catalog_idx] = row[model_idx]
         return scores
 
+    def score_parts(
+        self, position: int, version: int, index: Mapping[str, int], size: int
+    ) -> tuple[np.ndarray, np.ndarray, np.float32] | None:
+        """A factor model's scores of one known customer in catalogue order, before the biases:
+        ``(raw, offset, bias)``, the scores being ``(raw + offset) + bias`` in float32 (what
+        :meth:`score_catalog` returns; ``None`` for other models). ``offset`` is the product
+        bias and -inf where the model lacks a product, ``bias`` the customer's (``-0.0``: none).
+        """
+        layout = self._factor_layout(version, index, size)
+        if layout is None:
+            return None
+        factors, offset, _ = layout
+        model = self.model
+        raw = np.asarray(factors @ model.customer_factors[position], dtype=np.float32)
+        customer_bias = model.customer_bias
+        bias = NO_BIAS if customer_bias is None else np.float32(customer_bias[position])
+        return raw, offset, bias
+
     def _factor_layout(
         self, version: int, index: Mapping[str, int], size: int
-    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray] | None:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         if not isinstance(self.model, VectorModel):
             return None
         cached = self._layout
@@ -236,12 +252,11 @@ class LoadedModel:
         unknown[catalog_idx] = False
         # One addition per request gives both the product bias and the -inf of unknown products;
         # without a bias, -0.0 leaves every score exactly as it is (x + -0.0 == x, -0.0 too).
-        offset = None
-        if self.model.product_bias is not None or unknown.any():
-            offset = np.full(size, -0.0, dtype=np.float32)
-            if self.model.product_bias is not None:
-                offset[catalog_idx] = self.model.product_bias[model_idx]
-            offset[unknown] = -np.inf
+        offset = np.full(size, -0.0, dtype=np.float32)
+        if self.model.product_bias is not None:
+            offset[catalog_idx] = self.model.product_bias[model_idx]
+        offset[unknown] = -np.inf
+        offset.flags.writeable = False
         layout = (factors, offset, unknown)
         self._layout = (version, layout)
         return layout

@@ -298,9 +298,15 @@ def _backfill(
     return got
 
 
+_ROUND_SAFE = 1e9  # |x| below this: x * 1e6 stays under 2**53, so round6's steps are exact
+
+
 @njit(cache=True, nogil=True)
 def live_list(
-    g: np.ndarray,
+    raw: np.ndarray,  # float32 (P,): the model's scores in catalogue order
+    offset: np.ndarray,  # float32 (P,): product bias, -inf where the model lacks a product
+    bias: np.float32,  # the customer's bias (-0.0 when the model has none)
+    penalty: np.ndarray,  # float32 (P,): 0 where the gate allows, -inf elsewhere
     allowed: np.ndarray,
     categories: np.ndarray,
     n_cats: int,
@@ -311,16 +317,24 @@ def live_list(
     pool_scores: np.ndarray,
     pool_source: np.ndarray,
     out: np.ndarray,  # int64 (2 k + P,): positions, then sources, then capped positions
-    out_score: np.ndarray,  # float32 (k,)
-) -> tuple[int, int]:
+    out_score: np.ndarray,  # float64 (k,): the items' scores, rounded to 6 decimals
+) -> tuple[int, int, bool]:
     """One customer's list into caller-owned buffers (no arrays to box on return).
 
-    Returns ``(items, capped)``; ``items`` is -1 if an item is one the gate blocks, which the
-    selection never produces (the caller then takes the general path).
+    The gated scores are ``((raw + offset) + bias) + penalty`` in float32, the additions and
+    their order being those the numpy path makes (``-0.0`` adds nothing, not even to ``-0.0``),
+    so both paths see the same numbers. Returns ``(items, capped, rounded)``; ``items`` is -1
+    if an item is one the gate blocks, which the selection never produces (the caller then
+    takes the general path); ``rounded`` is false when a score was too large (or not finite)
+    to round here exactly, and ``out_score`` then holds the unrounded values.
     """
-    size = g.shape[0]
+    size = raw.shape[0]
+    g = np.empty(size, dtype=np.float32)
+    for i in range(size):
+        g[i] = ((raw[i] + offset[i]) + bias) + penalty[i]
     out_pos = out[:k]
     capped = out[2 * k : 2 * k + size]
+    values = np.empty(k, dtype=np.float32)
     out_source = np.empty(k, dtype=np.int8)
     room = max(n_cats * max(cap, 0), k, 1)
     best_v = np.empty(room, dtype=np.float32)
@@ -339,7 +353,7 @@ def live_list(
         pool_scores,
         pool_source,
         out_pos,
-        out_score,
+        values,
         out_source,
         best_v,
         best_p,
@@ -348,18 +362,23 @@ def live_list(
         capped,
         True,
     )
+    rounded = True
     for c in range(got):
         if not allowed[out_pos[c]]:
-            return -1, 0
+            return -1, 0, False
         out[k + c] = out_source[c]
-    return got, n_capped
-
-
-_ROUND_SAFE = 1e9  # |x| below this: x * 1e6 stays under 2**53, so the steps below are exact
+        wide = np.float64(values[c])
+        out_score[c] = wide
+        rounded = rounded and bool(abs(wide) < _ROUND_SAFE)
+    if rounded:  # the steps of :func:`round6`, scalar by scalar (same IEEE operations)
+        for c in range(got):
+            out_score[c] = np.rint(out_score[c] * 1e6) / 1e6
+    return got, n_capped, rounded
 
 
 def round6(values: np.ndarray) -> list[float]:
-    """``[round(float(x), 6) for x in values]`` for float32 ``values``, vectorised and exact.
+    """``[round(float(x), 6) for x in values]`` for float32 (or float64 holding float32)
+    ``values``, vectorised and exact.
 
     A float32 times 10**6 is exact in float64 (24 + 14 significant bits), ``rint`` then rounds
     half to even like Python's correctly rounded ``round``, and dividing the integer by 10**6
@@ -377,6 +396,9 @@ def warm_up() -> None:
     """Load (or compile, the first time) the live entry point, so no request waits for it."""
     live_list(
         np.zeros(2, dtype=np.float32),
+        np.zeros(2, dtype=np.float32),
+        np.float32(-0.0),
+        np.zeros(2, dtype=np.float32),
         np.ones(2, dtype=np.bool_),
         np.zeros(2, dtype=np.int64),
         1,
@@ -387,5 +409,5 @@ def warm_up() -> None:
         np.zeros(2, dtype=np.float32),
         np.zeros(2, dtype=np.int8),
         np.empty(4, dtype=np.int64),
-        np.empty(1, dtype=np.float32),
+        np.empty(1, dtype=np.float64),
     )

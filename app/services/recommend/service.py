@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from app.services.model_store import NO_BIAS as _NO_BIAS
 from app.services.model_store import LoadedModel, ModelStore
 from app.services.profiles import Profile
 from app.services.recommend import candidates as C
@@ -167,12 +168,15 @@ class _Tables:
     categories: np.ndarray  # int64 category code per position
     n_cats: int
     pools: Pools
+    no_offset: np.ndarray  # float32 -0.0 per position: scores that need no offset added
 
     @classmethod
     def of(cls, catalog: CatalogSnapshot) -> _Tables:
         categories = np.asarray(catalog.category_list, dtype=np.int64)
         n_cats = int(categories.max()) + 1 if categories.size else 1
-        return cls(catalog.version, categories, n_cats, build_pools(catalog))
+        no_offset = np.full(catalog.size, -0.0, dtype=np.float32)
+        no_offset.flags.writeable = False
+        return cls(catalog.version, categories, n_cats, build_pools(catalog), no_offset)
 
     def pool(self, segment: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The backfill pool's ``(order, scores, source)`` arrays for a customer's segment."""
@@ -380,12 +384,20 @@ class RecommendationService:
             return None
         if self.promotions.active(request.placement, now):
             return None
+        # The scores as ``(raw + offset) + bias``, added (with the gate's penalty) by the
+        # kernel; a factor model gives its parts, any other model its finished scores.
+        offset: np.ndarray | None = None
+        bias = _NO_BIAS
         position = loaded.customer_position(profile.customer_id)
         if position >= 0:
             try:
-                scores = loaded.score_catalog(
-                    position, catalog.version, catalog.index, catalog.size
-                )
+                parts = loaded.score_parts(position, catalog.version, catalog.index, catalog.size)
+                if parts is None:
+                    raw = loaded.score_catalog(
+                        position, catalog.version, catalog.index, catalog.size
+                    )
+                else:
+                    raw, offset, bias = parts
             except Exception:
                 return None  # the general path logs the failure and falls back
         else:
@@ -394,17 +406,19 @@ class RecommendationService:
             cached = loaded.cold_scores.get(profile.customer_id)
             if cached is None or cached[0] != catalog.version or cached[1] is not profile:
                 return None
-            scores = cached[2].copy()
-        scores += decision.penalty
+            raw = cached[2]
         tables = self._tables
         if tables is None or tables.version != catalog.version:
             tables = self._tables = _Tables.of(catalog)
         cap = self.settings.category_cap
         k = request.k
         out = np.empty(2 * k + catalog.size, dtype=np.int64)
-        values = np.empty(k, dtype=np.float32)
-        got, n_capped = live_list(
-            scores,
+        values = np.empty(k, dtype=np.float64)
+        got, n_capped, rounded = live_list(
+            raw,
+            tables.no_offset if offset is None else offset,
+            bias,
+            decision.penalty,
             decision.allowed,
             tables.categories,
             tables.n_cats,
@@ -419,9 +433,10 @@ class RecommendationService:
             log.error("compiled list assembly proposed a product the gate blocks")
             return None
         # Reasons by source (model, segment pool, overall pool); items built without a Python
-        # call each (they are tuples), scores rounded in one vectorised step.
+        # call each (they are tuples), scores rounded by the kernel.
         by_source = self._reasons_by_source(loaded, profile.segment is None, request.explain)
-        positions = out[:got].tolist()
+        head = out[: 2 * k].tolist()
+        positions = head[:got]
         ids, names, categories = catalog.product_ids, catalog.names, catalog.categories
         items: list[Item] = [
             _new_item(Item, fields)
@@ -431,8 +446,8 @@ class RecommendationService:
                 [names[p] for p in positions],
                 [categories[p] for p in positions],
                 range(1, got + 1),
-                round6(values[:got]),
-                [by_source[s] for s in out[k : k + got].tolist()],
+                values[:got].tolist() if rounded else round6(values[:got]),
+                [by_source[s] for s in head[k : k + got]],
                 strict=True,
             )
         ]

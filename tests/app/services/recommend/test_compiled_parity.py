@@ -20,6 +20,7 @@ from app.services.recommend.catalog_holder import CatalogHolder
 from app.services.recommend.promotions import PromotionBook
 from app.services.recommend.service import RecommendationService, RecommendRequest
 from app.settings import Settings
+from recommenders.base import VectorModel
 from recommenders.dataset import IdMap
 from tests.app.services.recommend import bank
 
@@ -51,6 +52,27 @@ class _FixedModel:
         return self._row.copy()
 
 
+class _FactorModel(VectorModel):
+    """A factor model with fixed arrays: its scores are ``factors · product factors`` plus
+    the biases it has, added by the kernel on the compiled path and by numpy on the other."""
+
+    algorithm = "als"
+
+    def __init__(self, products: list[str], case: dict) -> None:  # type: ignore[type-arg]
+        super().__init__()
+        self.customer_ids = IdMap(["A"])
+        self.product_ids = IdMap(products)
+        self.customer_factors = np.asarray([case["customer_factors"]], dtype=np.float32)
+        self.product_factors = np.asarray(case["product_factors"], dtype=np.float32)
+        if case["customer_bias"] is not None:
+            self.customer_bias = np.asarray([case["customer_bias"]], dtype=np.float32)
+        if case["product_bias"] is not None:
+            self.product_bias = np.asarray(case["product_bias"], dtype=np.float32)
+
+    def _fit(self, *args: object, **kwargs: object) -> None:  # the arrays are given
+        raise NotImplementedError
+
+
 @st.composite
 def scenario(draw: st.DrawFn) -> dict[str, object]:
     n = draw(st.integers(1, 60))
@@ -68,7 +90,15 @@ def scenario(draw: st.DrawFn) -> dict[str, object]:
     ]
     known = draw(st.lists(st.sampled_from(pids), min_size=1, unique=True))
     weights = st.sampled_from(VALUES[:8]) if draw(st.booleans()) else st.sampled_from(VALUES)
+    dims = draw(st.integers(1, 3))
+    factor = st.sampled_from([-1.0, -0.5, -0.0, 0.0, 0.25, 0.5, 1.0, 1.5e-6, 3.3333333])
+    bias = st.one_of(st.none(), factor)
     return {
+        "factor_model": draw(st.booleans()),
+        "customer_factors": [draw(factor) for _ in range(dims)],
+        "product_factors": [[draw(factor) for _ in range(dims)] for _ in known],
+        "customer_bias": draw(bias),
+        "product_bias": None if draw(st.booleans()) else [draw(factor) for _ in known],
         "products": products,
         "held": frozenset(draw(st.lists(st.sampled_from(pids), max_size=n // 2))),
         "risk": draw(st.integers(1, 5)),
@@ -88,7 +118,11 @@ def scenario(draw: st.DrawFn) -> dict[str, object]:
 def _service(case: dict, compiled: bool) -> RecommendationService:  # type: ignore[type-arg]
     catalog = CatalogSnapshot.build(case["products"], case["popularity"], case["segment_pop"])
     store = ModelStore()
-    model = _FixedModel(case["known"], case["row"], case["knows_customer"])
+    model: object = (
+        _FactorModel(case["known"], case)
+        if case["factor_model"]
+        else _FixedModel(case["known"], case["row"], case["knows_customer"])
+    )
     store.install(LoadedModel.wrap("als", "als-v", model))
     settings_ = BASE_SETTINGS.model_copy(
         update={"category_cap": case["cap"], "compiled_lists": compiled, "default_strategy": "als"}
@@ -112,7 +146,7 @@ def test_compiled_lists_equal_the_general_path(case: dict) -> None:  # type: ign
     )
     request = RecommendRequest(k=case["k"], placement=case["placement"], explain=case["explain"])
     fast, slow = _service(case, True), _service(case, False)
-    if not case["knows_customer"]:
+    if not case["knows_customer"] and not case["factor_model"]:
         # A new customer's first list is folded in by the general path, which keeps the scores;
         # the compiled path answers from the second request on.
         first = fast.recommend("A", profile, request, now=NOW)
@@ -152,3 +186,51 @@ def test_vectorised_rounding_is_pythons_round(values: list[float]) -> None:
     want = [round(x, 6) for x in arr.tolist()]
     assert got == want
     assert [str(x) for x in got] == [str(x) for x in want]  # -0.0 stays -0.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(width=32, allow_nan=False, allow_infinity=False),
+            st.integers(-(10**7), 10**7).map(lambda i: i / 2**7),
+            st.sampled_from([0.0078125, -0.0078125, 0.5e-6, 1.5e-6, -0.0, 1e9, 3e38]),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_the_live_kernel_rounds_like_pythons_round(values: list[float]) -> None:
+    from app.services.recommend.kernel import live_list
+
+    raw = np.asarray(values, dtype=np.float32)
+    n = raw.shape[0]
+    no_offset = np.full(n, -0.0, dtype=np.float32)
+    no_penalty = np.zeros(n, dtype=np.float32)
+    out = np.empty(3 * n, dtype=np.int64)
+    scores = np.empty(n, dtype=np.float64)
+    got, _, rounded = live_list(
+        raw,
+        no_offset,
+        np.float32(-0.0),
+        no_penalty,
+        np.ones(n, dtype=np.bool_),
+        np.zeros(n, dtype=np.int64),
+        1,
+        n,
+        -1,
+        n,
+        np.arange(n, dtype=np.int64),
+        np.zeros(n, dtype=np.float32),
+        np.zeros(n, dtype=np.int8),
+        out,
+        scores,
+    )
+    assert got == n
+    listed = (raw + no_penalty)[out[:got]].tolist()  # as gated: -0.0 + 0.0 is 0.0
+    if rounded:
+        want = [round(x, 6) for x in listed]
+        assert [str(x) for x in scores[:got].tolist()] == [str(x) for x in want]
+    else:  # the caller rounds these (round6); the kernel hands them over unchanged
+        assert scores[:got].tolist() == listed
+        assert any(abs(x) >= 1e9 for x in listed)
