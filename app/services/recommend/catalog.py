@@ -46,6 +46,23 @@ class CatalogSnapshot:
     def size(self) -> int:
         return int(self.product_ids.shape[0])
 
+    def same_content(self, other: CatalogSnapshot) -> bool:
+        """Whether ``other`` holds the same products, statuses, risk levels and popularity
+        (only ``loaded_at`` and ``version`` may differ)."""
+        return (
+            self.names == other.names
+            and self.categories == other.categories
+            and np.array_equal(self.product_ids, other.product_ids)
+            and np.array_equal(self.risk_level, other.risk_level)
+            and np.array_equal(self.active, other.active)
+            and np.array_equal(self.popularity, other.popularity)
+            and self.segment_popularity.keys() == other.segment_popularity.keys()
+            and all(
+                np.array_equal(values, other.segment_popularity[segment])
+                for segment, values in self.segment_popularity.items()
+            )
+        )
+
     def positions(self, product_ids: Iterable[str]) -> np.ndarray:
         """Catalogue positions of the given IDs (unknown IDs are skipped)."""
         index = self.index

@@ -32,7 +32,12 @@ class CatalogHolder:
         self.current: CatalogSnapshot | None = snapshot
 
     def refresh(self) -> bool:
-        """Reload products and popularity; on a database error keep the old snapshot."""
+        """Reload products and popularity; on a database error keep the old snapshot.
+
+        A reload that finds nothing changed keeps the current snapshot, version and all: what
+        the service keeps per snapshot (each cached customer's gate, the layouts of the
+        models' factors) stays valid instead of being rebuilt after every periodic refresh.
+        """
         if self._session_factory is None:
             return False
         try:
@@ -42,7 +47,9 @@ class CatalogHolder:
             log.warning("catalogue refresh failed; keeping the previous one: %s", exc)
             return False
         with self._lock:
-            self.current = snapshot
+            current = self.current
+            if current is None or not snapshot.same_content(current):
+                self.current = snapshot
         return True
 
     def invalidate(self, product_id: str) -> None:
