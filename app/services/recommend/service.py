@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -128,12 +129,17 @@ def gate(
 
 
 class _Ids:
-    """Recommendation IDs: 128 random bits (like a uuid4) without a system call per request.
+    """Recommendation IDs: 32 hex digits, a millisecond timestamp (48 bits) then 80 random bits,
+    the layout of a UUIDv7, without a system call per request.
 
+    Time first keeps the decision log's unique index on the ID append-mostly: each insert lands
+    at the index's right edge instead of on a random page, so a write batch dirties a few pages
+    rather than one per row. 80 random bits per millisecond per process keep IDs unique.
     ``os.urandom`` releases the GIL, and on a busy server getting it back can cost far more
     than the call; a per-process generator seeded from ``os.urandom`` (re-seeded after a fork)
-    gives the same uniqueness. IDs are drawn 256 at a time and handed out one by one (a list pop
-    is atomic, so threads never share one). The IDs correlate log records; they are not secrets.
+    gives the same uniqueness. IDs are drawn 256 at a time (one timestamp) and handed out one by
+    one (a list pop is atomic, so threads never share one). They correlate log records; they
+    are not secrets.
     """
 
     _BATCH = 256
@@ -151,8 +157,9 @@ class _Ids:
         try:
             return self._ready.pop()
         except IndexError:
-            text = self._random.randbytes(16 * self._BATCH).hex()
-            fresh = [text[i : i + 32] for i in range(0, len(text), 32)]
+            stamp = "%012x" % (time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF)
+            text = self._random.randbytes(10 * self._BATCH).hex()
+            fresh = [stamp + text[i : i + 20] for i in range(0, len(text), 20)]
             self._ready.extend(fresh[1:])
             return fresh[0]
 

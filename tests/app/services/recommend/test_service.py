@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -225,6 +227,10 @@ def test_recommendation_ids_are_unique_hex_and_reseeded_in_a_new_process(
     drawn = [ids.new() for _ in range(1000)]  # several refills of the batch
     assert len(set(drawn)) == len(drawn)
     assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in drawn)
+    # Time first (milliseconds, as in a UUIDv7): later batches never sort before earlier ones.
+    stamps = [int(i[:12], 16) for i in drawn]
+    assert stamps == sorted(stamps)
+    assert abs(stamps[0] - time.time_ns() // 1_000_000) < 60_000
     parent_next = ids._ready[-1]
     # A forked child (another pid) must not hand out the IDs its parent had drawn.
     monkeypatch.setattr("app.services.recommend.service.os.getpid", lambda: -42)
