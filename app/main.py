@@ -28,10 +28,11 @@ from app.api import (
 )
 from app.api.auth import Authenticator, require_scope
 from app.api.errors import install_problem_handlers
-from app.api.fastlane import FastLane
+from app.api.fastlane import FastLane, FinrecAPI
 from app.api.limits import BodySizeLimit
 from app.db.session import make_engine, make_session_factory
 from app.observability import Metrics, Observability, configure_logging
+from app.observability.middleware import RequestObserver
 from app.observability.routes import metrics_router
 from app.services.batches import BatchReader
 from app.services.experiments.assignment import ExperimentBook
@@ -79,7 +80,7 @@ _NO_NATIVE_TELEMETRY: dict[str, Any] = (
 )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> FinrecAPI:
     """Build the FastAPI app; nothing is created at import time."""
     settings = settings or Settings()
     configure_logging(settings.log_level, json=settings.log_json)
@@ -149,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine.dispose()
 
     docs = settings.docs_enabled
-    app = FastAPI(
+    app = FinrecAPI(
         title="finrec",
         version="0.1.0",
         summary="Suitable, explained financial-product recommendations for retail banks.",
@@ -163,13 +164,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.auth = Authenticator(settings)  # API keys: caches and per-key rate limit
 
     # ---- middleware (body size limit etc.) goes here ---------------------------------------
-    if settings.fast_lane:  # innermost: inside the size limit and the metrics middleware
-        app.add_middleware(FastLane)
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
     # Outermost, so refused and failed requests are timed and logged too.
     app.state.metrics = metrics = Metrics()
     metrics.watch(app.state)
-    app.add_middleware(Observability, metrics=metrics, access_log_enabled=settings.access_log)
+    observer = RequestObserver(metrics, access_log_enabled=settings.access_log)
+    app.add_middleware(Observability, observer=observer)
+    if settings.fast_lane:  # asked before the stack; observes its requests the same way
+        app.fast_lane = FastLane(observer)
 
     # ---- routers ---------------------------------------------------------------------------
     app.include_router(health.router)

@@ -1,41 +1,45 @@
-"""A lean ASGI lane for the hot route, in front of FastAPI's router.
+"""A lean ASGI lane for the hot route, in front of the whole FastAPI application.
 
 ``GET /v1/customers/{customer_id}/recommendations`` with a plain query (what
-:func:`~app.api.recommendations._plain_query` accepts: ``k``, ``channel``, ``placement``) is
-answered here with the route's own flow and rendering
+:func:`~app.api.recommendations._plain_query` accepts: ``k``, ``channel``, ``placement``) and no
+body is answered here with the route's own flow and rendering
 (:func:`~app.api.recommendations.answer_plain`: the same service call, metrics, log tag and
-bytes as :func:`~app.api.recommendations.get_recommendations`), sent as two raw ASGI messages;
-what FastAPI would add per request — dependency solving, parameter validation, the exit stack,
-routing over every route, a ``Request`` and a ``Response`` object — is skipped because for this
-request it has nothing to do. Each distinct query string is parsed once per lane (a bounded
-map: clients send few). Everything else (other routes, other methods, any other query, an id
-FastAPI would refuse) goes to FastAPI untouched, so the route stays declared there with its
-OpenAPI description and remains the one full path.
+bytes as :func:`~app.api.recommendations.get_recommendations`), sent as two raw ASGI messages.
+:class:`FinrecAPI` asks the lane first, before Starlette's middleware stack, so what the stack
+and FastAPI would add per request — the error, telemetry and body-limit layers and their send
+wrappers, dependency solving, parameter validation, the exit stack, routing over every route, a
+``Request`` and a ``Response`` object — is skipped because for this request it has nothing to
+do. Each distinct query string is parsed once per lane (a bounded map: clients send few).
+Everything else (other routes, other methods, any other query, a body, an id FastAPI would
+refuse, a NUL character the size-limit layer refuses) goes to the stack untouched, so the route
+stays declared there with its OpenAPI description and remains the one full path.
 
-The route's API-key guard (:func:`app.api.auth.require_scope`) runs here as well, the same
-check with the same answers; a route with any other dependency is never taken by the lane.
-
-Errors raised on the lane are answered by FastAPI's own exception middleware built over the
-app's own handlers, so problem responses are the same bytes either way. The lane is added as the
-innermost user middleware: the observability middleware (metrics, request id, access line) and
-the body size limit see every request it answers, and the route template is recorded on the
-scope exactly as the router would record it.
+What the stack's layers do for a request that reaches the route, the lane does itself, the same
+way: the observability middleware's steps (:meth:`~app.observability.middleware.RequestObserver.
+begin` and ``finish``: request id header, metrics by route template, access line), the route's
+API-key guard (:func:`app.api.auth.require_scope`: same check, same answers; a route with any
+other dependency is never taken by the lane), and error answers — FastAPI's own exception
+middleware over the app's own handlers for handled errors, and for anything else what Starlette's
+outermost error middleware does (the app's 500 handler, then the exception propagates to the
+server). Problem responses are the same bytes either way.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.routing import NoMatchFound
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import recommendations
 from app.api.auth import check_asgi, guard_scopes, token_of
 from app.api.recommendations import answer_plain, plain_request
+from app.observability.middleware import REQUEST_ID_HEADER, RequestObserver
 from app.services.recommend.service import RecommendRequest
 
 ROUTE_PATH = "/v1/customers/{customer_id}/recommendations"
@@ -60,16 +64,17 @@ _QUERIES = 4096  # distinct query strings remembered per lane; clients send few
 
 
 class FastLane:
-    """Pure ASGI middleware answering the plain recommendations request without FastAPI's
-    per-request machinery; see the module docstring for what it takes and what it passes on."""
+    """Answers the plain recommendations request without the application's per-request
+    machinery; see the module docstring for what it takes and what it passes on."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, observer: RequestObserver) -> None:
+        self.observer = observer
         self.answered = 0  # requests this lane answered (the rest went to FastAPI)
         self._built = False
         self._route: APIRoute | None = None
         self._endpoint: Endpoint | None = None
         self._errors: ASGIApp | None = None
+        self._server_error: Callable[..., Awaitable[Response]] | None = None
         self._scopes: list[str] = []  # what the route's own guards require, checked here too
         # (query string, default k) -> the service request it asks for, or None (not plain):
         # the query is parsed once per distinct string, not once per request.
@@ -88,54 +93,91 @@ class FastLane:
         queries[key] = params
         return params
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, app: FastAPI, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Answer ``scope`` if it is the lane's request (``True``), else leave it (``False``)."""
         if (
-            scope["type"] != "http"
-            or scope["method"] != "GET"
+            scope["method"] != "GET"
             or scope.get("root_path")
             or (customer_id := customer_id_of(scope["path"])) is None
+            or "\x00" in customer_id
         ):
-            await self.app(scope, receive, send)
-            return
-        app = scope["app"]
+            return False
         state = app.state
         settings = getattr(state, "settings", None)
-        params = self._params(
-            scope["query_string"], settings.default_k if settings is not None else 10
-        )
-        if params is None:
-            await self.app(scope, receive, send)
-            return
+        if settings is None:  # not started
+            return False
+        query_string: bytes = scope["query_string"]
+        params = self._params(query_string, settings.default_k)
+        if params is None or b"%00" in query_string:
+            return False
+        for name, _ in scope["headers"]:
+            if name == b"content-length" or name == b"transfer-encoding":
+                return False  # a body: the size limit and the route decide
         if not self._built:
             self._build(app)
         endpoint = self._endpoint
-        if endpoint is None or settings is None:  # not declared in this app / not started
-            await self.app(scope, receive, send)
-            return
+        if endpoint is None:  # not declared in this app
+            return False
+        scope["app"] = app
         # What the router records on a match: the metrics label the route template from it.
         scope["route"] = self._route
         scope["endpoint"] = endpoint
         scope["path_params"] = {"customer_id": customer_id}
         self.answered += 1
+        observer = self.observer
+        started, request_id, ctx, token = observer.begin()
+        status = 500  # what the client gets if the answer fails before it starts
         try:
-            if self._scopes:  # the route's dependencies are API-key guards only
-                token = token_of(scope["headers"])
-                for required in self._scopes:
-                    await check_asgi(scope, state, required, token)
-            # The route's own flow and bytes (see ``get_recommendations``), as raw messages:
-            # no Request, no Response object, no header re-encoding.
-            start, body = await answer_plain(
-                state.serving, getattr(state, "metrics", None), customer_id, params
-            )
-        except Exception as exc:
-            # Answered by FastAPI's own exception middleware over the app's own handlers (what
-            # it does not handle propagates to the outermost error middleware, as it would).
-            scope[_RAISED] = exc
-            assert self._errors is not None
-            await self._errors(scope, receive, send)
-            return
-        await send(start)
-        await send(body)
+            try:
+                if self._scopes:  # the route's dependencies are API-key guards only
+                    bearer = token_of(scope["headers"])
+                    for required in self._scopes:
+                        await check_asgi(scope, state, required, bearer)
+                # The route's own flow and bytes (see ``get_recommendations``), as raw
+                # messages: no Request, no Response object, no header re-encoding.
+                start, body = await answer_plain(
+                    state.serving, getattr(state, "metrics", None), customer_id, params
+                )
+            except Exception as exc:
+                status = await self._answer_error(scope, receive, send, exc, request_id)
+                return True
+            start["headers"].append((REQUEST_ID_HEADER, request_id.encode()))
+            status = 200
+            await send(start)
+            await send(body)
+        finally:
+            observer.finish(scope, status, started, ctx, token)
+        return True
+
+    async def _answer_error(
+        self, scope: Scope, receive: Receive, send: Send, exc: Exception, request_id: str
+    ) -> int:
+        """Answer ``exc`` as the stack would; returns the status sent (re-raises the
+        unexpected, after the 500 answer, as Starlette's error middleware does)."""
+        status = 500
+        header = (REQUEST_ID_HEADER, request_id.encode())
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        scope[_RAISED] = exc
+        assert self._errors is not None
+        try:
+            # FastAPI's own exception middleware over the app's own handlers.
+            await self._errors(scope, receive, send_with_status)
+        except Exception as unexpected:
+            # Starlette's outermost error middleware: the app's 500 handler answers (outside
+            # the observability layer, so without a request id header), then the server logs
+            # the exception.
+            assert self._server_error is not None
+            response = await self._server_error(Request(scope), unexpected)
+            await response(scope, receive, send)
+            raise
+        return status
 
     def _build(self, app: FastAPI) -> None:
         """Find the declared route and the app's exception handling (once, on first use)."""
@@ -152,6 +194,10 @@ class FastLane:
         scopes = guard_scopes(route)
         if scopes is None:  # a dependency the lane cannot run: leave the route to FastAPI
             return
+        server_error = app.exception_handlers.get(500) or app.exception_handlers.get(Exception)
+        if server_error is None or not inspect.iscoroutinefunction(server_error):
+            return  # no handler the lane can await: Starlette's middleware answers
+        self._server_error = server_error
         self._scopes = scopes
         handlers: dict[Any, Any] = {
             key: handler
@@ -161,6 +207,23 @@ class FastLane:
         self._errors = ExceptionMiddleware(_reraise, handlers=handlers, debug=app.debug)
         self._route = route
         self._endpoint = route.endpoint
+
+
+class FinrecAPI(FastAPI):
+    """The application: FastAPI with the hot route's lane asked first (when one is set)."""
+
+    fast_lane: FastLane | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = self.fast_lane
+        if (
+            lane is not None
+            and scope["type"] == "http"
+            and not self.root_path
+            and await lane(self, scope, receive, send)
+        ):
+            return
+        await super().__call__(scope, receive, send)
 
 
 _RAISED = "finrec.fastlane.raised"

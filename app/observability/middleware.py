@@ -7,6 +7,7 @@ Pure ASGI (not ``BaseHTTPMiddleware``) so the recommendation hot path pays a tim
 from __future__ import annotations
 
 import logging
+from contextvars import Token
 from time import perf_counter
 from typing import Any
 
@@ -39,21 +40,77 @@ def _key_id(scope: Scope) -> str | None:
     return None if key_id is None else str(key_id)
 
 
+class RequestObserver:
+    """The steps around every HTTP request: its start (time, request id, log context) and its
+    end (duration by route template and status, the access line). Shared by the
+    :class:`Observability` middleware and the lane that answers the hot route ahead of it."""
+
+    def __init__(self, metrics: Metrics, *, access_log_enabled: bool = True) -> None:
+        self.metrics = metrics
+        self.access_log_enabled = access_log_enabled
+
+    @staticmethod
+    def begin() -> tuple[float, str, context.RequestContext, Token[Any]]:
+        """A request's start: its time, its id and its log context (pass all to ``finish``)."""
+        start = perf_counter()
+        request_id = context.new_request_id()
+        ctx, token = context.begin(request_id)
+        return start, request_id, ctx, token
+
+    def finish(
+        self,
+        scope: Scope,
+        status: int,
+        start: float,
+        ctx: context.RequestContext,
+        token: Token[Any],
+    ) -> None:
+        """A request's end: its duration by route template and status, and the access line."""
+        elapsed = perf_counter() - start
+        method = scope["method"]
+        if method not in _METHODS:
+            method = "OTHER"  # a label value per invented method would be unbounded
+        route = route_template(scope)
+        self.metrics.observe_request(method, route, status, elapsed)
+        if self.access_log_enabled and access_log.isEnabledFor(logging.INFO):
+            ctx.key_id = _key_id(scope)
+            # The route template, never the path or query: both carry customer values.
+            access_log.info(
+                "request",
+                extra={
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                },
+            )
+        context.end(token)
+
+
 class Observability:
     """Times every HTTP request, labels it by route template and status, logs one access line."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, *, access_log_enabled: bool = True) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics | None = None,
+        *,
+        access_log_enabled: bool = True,
+        observer: RequestObserver | None = None,
+    ) -> None:
+        if observer is None:
+            if metrics is None:
+                raise TypeError("Observability needs metrics or an observer")
+            observer = RequestObserver(metrics, access_log_enabled=access_log_enabled)
         self.app = app
-        self.metrics = metrics
-        self.access_log_enabled = access_log_enabled
+        self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start = perf_counter()
-        request_id = context.new_request_id()
-        ctx, token = context.begin(request_id)
+        observer = self.observer
+        start, request_id, ctx, token = observer.begin()
         status = 500  # what the client gets if the app raises before answering
         header = (REQUEST_ID_HEADER, request_id.encode())
 
@@ -67,22 +124,4 @@ class Observability:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            elapsed = perf_counter() - start
-            method = scope["method"]
-            if method not in _METHODS:
-                method = "OTHER"  # a label value per invented method would be unbounded
-            route = route_template(scope)
-            self.metrics.observe_request(method, route, status, elapsed)
-            if self.access_log_enabled and access_log.isEnabledFor(logging.INFO):
-                ctx.key_id = _key_id(scope)
-                # The route template, never the path or query: both carry customer values.
-                access_log.info(
-                    "request",
-                    extra={
-                        "method": method,
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
-                    },
-                )
-            context.end(token)
+            observer.finish(scope, status, start, ctx, token)

@@ -53,18 +53,18 @@ MATRIX: list[tuple[str, str, str, dict[str, str], bool]] = [
     ("GET", "C2", "k=3", ADMIN, True),  # admin holds every scope
     ("GET", "C2", "k=0", UNKNOWN, False),  # the guard answers before validation on both paths
     ("GET", "C2", "k=3", {"content-length": "2000000"}, False),  # body size limit: 413
+    ("GET", "C2", "k=3", {"content-length": "0"}, False),  # any body: the stack decides
+    ("GET", "C2", "placement=a%00b", {}, False),  # NUL in the query: the limit layer's 422
+    ("GET", "C%002", "k=3", {}, False),  # NUL in the id: the limit layer's 422
     ("HEAD", "C2", "k=3", {}, False),
     ("POST", "C2", "k=3", {}, False),
 ]
 
 
 def lane_of(app: FastAPI) -> FastLane | None:
-    layer: Any = app.middleware_stack
-    while layer is not None:
-        if isinstance(layer, FastLane):
-            return layer
-        layer = getattr(layer, "app", None)
-    return None
+    lane = getattr(app, "fast_lane", None)
+    assert lane is None or isinstance(lane, FastLane)
+    return lane
 
 
 def settings(database_url: str, tmp_path: Path, fast_lane: bool) -> Settings:
