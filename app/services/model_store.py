@@ -239,11 +239,12 @@ class LoadedModel:
     def _factor_layout(
         self, version: int, index: Mapping[str, int], size: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        if not isinstance(self.model, VectorModel):
-            return None
-        cached = self._layout
+        cached = self._layout  # checked first: an ABC's isinstance is slow on the hot path
         if cached is not None and cached[0] == version:
             return cached[1]
+        if not isinstance(self.model, VectorModel):
+            self._layout = (version, None)
+            return None
         _, model_idx, catalog_idx = self.catalog_view(version, index)
         source = self.model.product_factors
         factors = np.zeros((size, source.shape[1]), dtype=np.float32)

@@ -44,7 +44,7 @@ class CatalogSnapshot:
 
     @property
     def size(self) -> int:
-        return int(self.product_ids.shape[0])
+        return len(self.names)  # one per product, like ``product_ids`` (a tuple's len is cheap)
 
     def same_content(self, other: CatalogSnapshot) -> bool:
         """Whether ``other`` holds the same products, statuses, risk levels and popularity
