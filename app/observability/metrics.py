@@ -1,8 +1,8 @@
 """Prometheus metrics: one registry per app (``app.state.metrics``), never the global default.
 
-Request-time work is a dictionary lookup and one ``observe``/``inc`` per metric: label children
-are cached by their (bounded) label values, so ``labels()`` is not paid per request. What the
-app already keeps in memory (loaded models, the exposure buffer, the profile cache) is read only
+Request-time work is a dictionary lookup and a few additions per metric (plain tallies by their
+bounded label values, turned into metric families when Prometheus scrapes). What the app
+already keeps in memory (loaded models, the exposure buffer, the profile cache) is read only
 when Prometheus scrapes, by a collector, so it costs the requests nothing.
 
 No label ever carries a customer id, product id, request path or any other unbounded value:
@@ -11,17 +11,21 @@ routes are the route *templates*, strategies and rules come from small fixed set
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     InfoMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -29,14 +33,6 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 UNMATCHED_ROUTE = "<unmatched>"
-
-
-class _Child(Protocol):
-    def observe(self, amount: float) -> None: ...
-
-
-class _Incrementable(Protocol):
-    def inc(self, amount: float = 1) -> None: ...
 
 
 class ServingSources(Protocol):
@@ -48,33 +44,23 @@ class ServingSources(Protocol):
 
 
 class Metrics:
-    """The app's metrics and the registry that owns them."""
+    """The app's metrics and the registry that owns them.
+
+    The three per-request metrics (request durations, served lists, removed items) are tallied
+    in plain dicts and lists and turned into metric families when Prometheus scrapes
+    (:class:`_Tallies`): the client library's objects take a lock and several calls per update,
+    a measurable share of the hot route's time. Updates come from the event loop's thread (the
+    observability layer and the async routes), so they never race one another; a scrape from
+    another thread reads a consistent-enough copy (each value is read once, whole).
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.request_duration = Histogram(
-            "finrec_http_request_duration_seconds",
-            "Time from request start to the last response byte, by route template and status.",
-            ("method", "route", "status"),
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.recommendations = Counter(
-            "finrec_recommendations",
-            "Recommendation lists served, by source, strategy and whether the answer was degraded.",
-            ("served_from", "strategy", "degraded"),
-            registry=self.registry,
-        )
-        self.removed = Counter(
-            "finrec_policy_removed_items",
-            "Items the policy gate removed from candidate lists, by the rule that removed them.",
-            ("rule",),
-            registry=self.registry,
-        )
-        self._durations: dict[tuple[str, str, int], _Child] = {}
-        self._served: dict[tuple[str, str, bool], _Incrementable] = {}
-        self._rules: dict[str, _Incrementable] = {}
+        self._durations: dict[tuple[str, str, str], list[float]] = {}
+        self._served: dict[tuple[str, str, str], list[int]] = {}
+        self._rules: dict[str, list[int]] = {}
         self._sources: ServingSources | None = None
+        self.registry.register(_Tallies(self))
         self.registry.register(_StateCollector(self))
 
     def watch(self, sources: ServingSources) -> None:
@@ -87,12 +73,13 @@ class Metrics:
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """One finished HTTP request (``route`` is the template, never the concrete path)."""
-        key = (method, route, status)
-        child = self._durations.get(key)
-        if child is None:
-            child = self.request_duration.labels(method, route, str(status))
-            self._durations[key] = child
-        child.observe(seconds)
+        key = (method, route, str(status))
+        tally = self._durations.get(key)
+        if tally is None:
+            # One slot per bucket (the last is +Inf), then the sum of the durations.
+            tally = self._durations[key] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+        tally[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        tally[-1] += seconds
 
     def observe_recommendation(
         self,
@@ -102,29 +89,64 @@ class Metrics:
         removed: Sequence[tuple[str, str]] = (),
     ) -> None:
         """One served list, and the (product, rule) pairs the policy gate removed from it."""
-        key = (served_from, strategy, degraded)
-        child = self._served.get(key)
-        if child is None:
-            child = self.recommendations.labels(
-                served_from, strategy, "true" if degraded else "false"
-            )
-            self._served[key] = child
-        child.inc()
-        if not removed:
-            return
-        counts: dict[str, int] = {}  # one increment per rule, not per item (each takes a lock)
+        key = (served_from, strategy, "true" if degraded else "false")
+        tally = self._served.get(key)
+        if tally is None:
+            tally = self._served[key] = [0]
+        tally[0] += 1
+        rules = self._rules
         for _product, rule in removed:
-            counts[rule] = counts.get(rule, 0) + 1
-        for rule, count in counts.items():
-            rule_child = self._rules.get(rule)
-            if rule_child is None:
-                rule_child = self.removed.labels(rule)
-                self._rules[rule] = rule_child
-            rule_child.inc(count)
+            count = rules.get(rule)
+            if count is None:
+                count = rules[rule] = [0]
+            count[0] += 1
 
     def render(self) -> bytes:
         """The text exposition format of everything in this registry."""
         return generate_latest(self.registry)
+
+
+# The ``le`` label of each bucket, written as the client library writes it.
+_BOUNDS = [floatToGoString(bound) for bound in LATENCY_BUCKETS] + ["+Inf"]  # type: ignore[no-untyped-call]
+
+
+class _Tallies(Collector):
+    """The per-request tallies of :class:`Metrics` as metric families, at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> Iterable[Any]:
+        return self.collect()
+
+    def collect(self) -> Iterator[Any]:
+        metrics = self._metrics
+        durations = HistogramMetricFamily(
+            "finrec_http_request_duration_seconds",
+            "Time from request start to the last response byte, by route template and status.",
+            labels=("method", "route", "status"),
+        )
+        for key, tally in list(metrics._durations.items()):
+            slots = list(tally)  # one copy, so the buckets, count and sum agree
+            cumulative = list(itertools.accumulate(slots[:-1]))
+            durations.add_metric(list(key), list(zip(_BOUNDS, cumulative, strict=True)), slots[-1])
+        yield durations
+        served = CounterMetricFamily(
+            "finrec_recommendations",
+            "Recommendation lists served, by source, strategy and whether the answer was degraded.",
+            labels=("served_from", "strategy", "degraded"),
+        )
+        for key, count in list(metrics._served.items()):
+            served.add_metric(list(key), count[0])
+        yield served
+        removed = CounterMetricFamily(
+            "finrec_policy_removed_items",
+            "Items the policy gate removed from candidate lists, by the rule that removed them.",
+            labels=("rule",),
+        )
+        for rule, count in list(metrics._rules.items()):
+            removed.add_metric([rule], count[0])
+        yield removed
 
 
 class _StateCollector(Collector):
