@@ -344,6 +344,9 @@ class ChunkScorer:
             self.service.settings.category_cap,
             self.exclude_held,
         )
+        # The score block (customers x catalogue, the chunk's largest array) is not needed for
+        # the rows: let it go before they are built.
+        del scores
         lengths = (lists.positions >= 0).sum(axis=1)
         code_id = reason_code_ids(lists, fast, personalised, no_segment)
         r, c = np.nonzero((lists.positions >= 0) & on_block[:, None])
