@@ -87,11 +87,16 @@ def score_block(
     """Scores (customers x catalogue positions) for customers the model knows."""
     model = loaded.model
     if layout is not None:
-        scores = model.customer_factors[positions] @ layout.factors.T
+        rows = model.customer_factors[positions]
+        row_bias = None if model.customer_bias is None else model.customer_bias[positions]
+        # Both are copies: a memory-mapped model's pages they came from can go before the
+        # block (the chunk's largest array) is allocated.
+        loaded.release_pages()
+        scores = rows @ layout.factors.T
         if layout.bias is not None:
             scores += layout.bias
-        if model.customer_bias is not None:
-            scores += model.customer_bias[positions][:, None]
+        if row_bias is not None:
+            scores += row_bias[:, None]
         # Products the model never saw are sunk by the block penalty (BlockInputs.of).
         return np.asarray(scores, dtype=np.float32)
     _, model_idx, catalog_idx = loaded.catalog_view(catalog.version, catalog.index)
@@ -324,6 +329,9 @@ class ChunkScorer:
         scores = None
         if fast.any():
             scores = score_block(self.loaded, self.catalog, self.layout, positions[fast])
+        # Mapped pages are dropped as soon as what was read from them is copied out (here, in
+        # score_block, at the end), so they never add to the chunk's peak.
+        self._release_pages()
         pools = self.inputs.pools
         pool_index = np.fromiter(
             (
@@ -372,12 +380,16 @@ class ChunkScorer:
         live = np.flatnonzero(~on_block)
         if live.size:
             out = self._merge_live(batch_id, block, positions, live, out, outcomes)
-        # The chunk's rows of the customer factors are used: let the mapped pages go.
+        # The live route may have read mapped rows again.
+        self._release_pages()
+        return ChunkResult(out, outcomes)
+
+    def _release_pages(self) -> None:
+        """Drop the resident pages of every model's memory-mapped customer arrays."""
         for strategy in self.service.models.strategies:
             model = self.service.models.get(strategy)
             if model is not None:
                 model.release_pages()
-        return ChunkResult(out, outcomes)
 
     def _merge_live(
         self,
