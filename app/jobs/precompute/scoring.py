@@ -87,11 +87,10 @@ def score_block(
     """Scores (customers x catalogue positions) for customers the model knows."""
     model = loaded.model
     if layout is not None:
-        rows = model.customer_factors[positions]
-        row_bias = None if model.customer_bias is None else model.customer_bias[positions]
-        # Both are copies: a memory-mapped model's pages they came from can go before the
-        # block (the chunk's largest array) is allocated.
-        loaded.release_pages()
+        rows = _gather_rows(loaded, model.customer_factors, positions)
+        row_bias = None
+        if model.customer_bias is not None:
+            row_bias = _gather_rows(loaded, model.customer_bias, positions)
         scores = rows @ layout.factors.T
         if layout.bias is not None:
             scores += layout.bias
@@ -104,6 +103,21 @@ def score_block(
     scores = np.full((positions.shape[0], catalog.size), NEG_INF, dtype=np.float32)
     scores[:, catalog_idx] = raw[:, model_idx]
     return scores
+
+
+_GATHER_ROWS = 4096
+
+
+def _gather_rows(loaded: LoadedModel, source: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``source[positions]``, copied a slice at a time: the pages of a memory-mapped model that
+    each slice read are dropped before the next, so at most a slice's worth is ever resident
+    beside the chunk's working set."""
+    out = np.empty((positions.shape[0], *source.shape[1:]), dtype=source.dtype)
+    for start in range(0, positions.shape[0], _GATHER_ROWS):
+        stop = start + _GATHER_ROWS
+        out[start:stop] = source[positions[start:stop]]
+        loaded.release_pages()
+    return out
 
 
 def top_candidates(scores: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
