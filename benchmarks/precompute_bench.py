@@ -23,17 +23,19 @@ Wall and process CPU time are recorded for each leg (every leg runs on one threa
 is the steadier measure on a shared machine), with the load average before and after.
 Medians over the repeats are reported.
 
-``e2e``: a database (SQLite file or PostgreSQL) seeded with customers, products and holdings, an
-ALS model fitted on the holdings, then ``run_precompute`` timed from start to published batch in
-a fresh child process, so the peak RSS reported (``VmHWM``, the mark reset just before the run)
-is the job's own and not the seeding's. After the run the child loads the model the way the job
-does (customer arrays memory-mapped, no per-customer dict), then the way serving does, releasing
-each, to report what the model alone holds per customer either way (after, not before: memory
-the allocator keeps from those loads would otherwise serve part of the run's peak; the figures
-may be a little low where they reuse memory the run freed). The database (PostgreSQL: a
-database named after the benchmark's process id) and the artifacts are removed afterwards. Run it
-at two ``--customers`` sizes: the growth of the peak between them, per customer, is what a run
-holds for everyone.
+``e2e``: a database (SQLite file or PostgreSQL) seeded with customers, products and holdings, an ALS
+model fitted on the holdings, then ``run_precompute`` timed from start to published batch in a fresh
+child process, so the peak RSS reported (``VmHWM``, the mark reset just before the run) is the job's
+own and not the seeding's. A thread samples ``/proc/self/statm`` every 5 ms during the run for the
+peak of anonymous memory, which, unlike ``VmHWM``, leaves out the libraries' file-backed pages
+(their count follows the page cache, not the job). After the run the child loads the model the way
+the job does (customer arrays memory-mapped, no per-customer dict), then the way serving does,
+releasing each, to report what the model alone holds per customer either way (after, not before:
+memory the allocator keeps from those loads would otherwise serve part of the run's peak; the
+figures may be a little low where they reuse memory the run freed). The database (PostgreSQL: a
+database named after the benchmark's process id) and the artifacts are removed afterwards. Run it at
+two ``--customers`` sizes: the growth of the peak between them, per customer, is what a run holds
+for everyone.
 
 ``rss``: a child process runs the finrec core over ``--customers`` with ``--chunk-size`` and
 reports its peak RSS and the RSS before the loop (data and factors loaded).
@@ -418,6 +420,43 @@ def _artifact_dir(root: Path) -> Path:
     return next(root.rglob("manifest.json")).parent
 
 
+class StatmPeak:
+    """Samples this process's resident set every ``interval`` seconds from another thread:
+    the peak of anonymous memory (resident minus file-backed and shared pages) and the
+    file-backed part at the peak of the whole. ``VmHWM`` counts the file-backed pages of the
+    libraries (100-200 MiB here), and how many of those are mapped depends on what the page
+    cache holds, not on the job: identical runs differed by up to 57 MiB there."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        import threading
+
+        self.interval = interval
+        self.anon = self.total = self.file_at_total = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE") / 2**20
+        fd = os.open("/proc/self/statm", os.O_RDONLY)
+        try:
+            while not self._stop.wait(self.interval):
+                fields = os.pread(fd, 200, 0).split()
+                resident, shared = int(fields[1]) * page, int(fields[2]) * page
+                self.anon = max(self.anon, resident - shared)
+                if resident > self.total:
+                    self.total, self.file_at_total = resident, shared
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> StatmPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def e2e_run(args: argparse.Namespace) -> dict[str, Any]:
     """The child of ``e2e``: one ``run_precompute`` in this fresh process, then its memory."""
     import gc
@@ -439,7 +478,7 @@ def e2e_run(args: argparse.Namespace) -> dict[str, Any]:
     Path("/proc/self/clear_refs").write_text("5")  # the peak below is the run's own
     before = _status_mib("VmRSS")  # interpreter and libraries
     load_before = os.getloadavg()
-    with threadpool_limits(1):
+    with threadpool_limits(1), StatmPeak() as sampled:
         tick, cpu = time.perf_counter(), time.process_time()
         result = run_precompute(
             engine, settings, PrecomputeOptions(k=args.k, chunk_size=args.chunk_size)
@@ -447,6 +486,7 @@ def e2e_run(args: argparse.Namespace) -> dict[str, Any]:
         seconds = time.perf_counter() - tick
         cpu_seconds = time.process_time() - cpu
     peak = _status_mib("VmHWM")
+    file_backed_after = _status_mib("RssFile")
     engine.dispose()
     # What the model holds for its customers, measured after the run (so that
     # memory it leaves to the allocator cannot serve the run's own peak): loaded the way the
@@ -480,6 +520,9 @@ def e2e_run(args: argparse.Namespace) -> dict[str, Any]:
         "complete": result.complete,
         "rss_before_run_mib": before,
         "peak_rss_of_the_job_process_mib": peak,
+        "peak_anonymous_rss_sampled_mib": sampled.anon,
+        "file_backed_rss_at_the_sampled_peak_mib": sampled.file_at_total,
+        "file_backed_rss_after_run_mib": file_backed_after,
         "model_loaded_mib": model_mib,
         "model_loaded_bytes_per_customer": model_mib * 2**20 / customers,
         "model_loaded_for_the_job_mib": job_model_mib,

@@ -269,14 +269,17 @@ def release_pages(array: np.ndarray | None) -> None:
 
 def sorted_order(values: np.ndarray, what: str = "IDs") -> np.ndarray | None:
     """The order that sorts ``values`` (None when they are already strictly increasing), after
-    checking they hold no duplicates. Works a slice at a time, so a memory-mapped array stays
-    mostly unread in memory."""
-    step = 1 << 20
+    checking they hold no duplicates. Sorted values are checked a slice at a time, the pages of
+    a memory-mapped array dropped after each, so what the check holds does not grow with the
+    array (unsorted values are sorted whole: the order is as long as they are)."""
+    step = 1 << 16
     n = values.shape[0]
-    increasing = all(
-        bool(np.all(values[i + 1 : i + step + 1] > values[i : min(i + step, n - 1)]))
-        for i in range(0, max(n - 1, 0), step)
-    )
+    increasing = True
+    for i in range(0, max(n - 1, 0), step):
+        increasing = bool(np.all(values[i + 1 : i + step + 1] > values[i : min(i + step, n - 1)]))
+        release_pages(values)
+        if not increasing:
+            break
     order: np.ndarray | None = None
     if not increasing:
         order = np.argsort(values, kind="stable")

@@ -155,17 +155,24 @@ class LoadedModel:
         # Only the model's IDs between the smallest and the largest asked for are copied out
         # (about a chunk's worth): two bisections of the mapped array find them. Searching the
         # mapped array itself would copy all of it when it is not aligned in the file.
+        # The pages of a memory-mapped array that the bisections and then the copy read are
+        # dropped after each, so a lookup holds about a window's worth of them at a time.
+        from recommenders.artifacts import release_pages
+
         lowest, highest = min(ids), max(ids)
         if order is None:
             lo = bisect.bisect_left(external, lowest)
             hi = bisect.bisect_right(external, highest, lo)
+            release_pages(external)
             window = np.array(external[lo:hi])
             where = np.arange(lo, hi, dtype=np.int64)
         else:
             lo = bisect.bisect_left(order, lowest, key=external.__getitem__)
             hi = bisect.bisect_right(order, highest, lo, key=external.__getitem__)
+            release_pages(external)
             where = np.asarray(order[lo:hi], dtype=np.int64)
             window = external[where]
+        release_pages(external)
         if window.shape[0] == 0:
             return np.full(n, -1, dtype=np.int64)
         at = np.minimum(np.searchsorted(window, np.asarray(ids, dtype=str)), window.shape[0] - 1)

@@ -90,3 +90,17 @@ def test_sorted_order() -> None:
     assert sorted_order(np.asarray([], dtype="<U1")) is None
     with pytest.raises(ArtifactError, match="duplicate IDs: b"):
         sorted_order(np.asarray(["b", "a", "b"]))
+
+
+def test_sorted_order_sees_across_its_slices() -> None:
+    ids = np.asarray([f"C{i:06d}" for i in range(70_000)])
+    assert sorted_order(ids) is None
+    swapped = ids.copy()
+    swapped[[65_535, 65_536]] = swapped[[65_536, 65_535]]  # the two sides of a slice boundary
+    order = sorted_order(swapped)
+    assert order is not None
+    assert order[65_535] == 65_536 and order[65_536] == 65_535
+    twice = ids.copy()
+    twice[65_536] = twice[65_535]
+    with pytest.raises(ArtifactError, match="C065535"):
+        sorted_order(twice)

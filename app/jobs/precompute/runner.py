@@ -261,6 +261,9 @@ def run_precompute(
             seconds,
         ):
             written += 1
+        # The written rows go now, not when the next chunk's result replaces them: otherwise
+        # two chunks' rows would be alive at the next chunk's peak.
+        del result
         if on_chunk is not None:
             on_chunk(
                 ChunkDone(

@@ -87,11 +87,15 @@ def score_block(
     """Scores (customers x catalogue positions) for customers the model knows."""
     model = loaded.model
     if layout is not None:
-        scores = model.customer_factors[positions] @ layout.factors.T
+        rows = _gather_rows(loaded, model.customer_factors, positions)
+        row_bias = None
+        if model.customer_bias is not None:
+            row_bias = _gather_rows(loaded, model.customer_bias, positions)
+        scores = rows @ layout.factors.T
         if layout.bias is not None:
             scores += layout.bias
-        if model.customer_bias is not None:
-            scores += model.customer_bias[positions][:, None]
+        if row_bias is not None:
+            scores += row_bias[:, None]
         # Products the model never saw are sunk by the block penalty (BlockInputs.of).
         return np.asarray(scores, dtype=np.float32)
     _, model_idx, catalog_idx = loaded.catalog_view(catalog.version, catalog.index)
@@ -99,6 +103,21 @@ def score_block(
     scores = np.full((positions.shape[0], catalog.size), NEG_INF, dtype=np.float32)
     scores[:, catalog_idx] = raw[:, model_idx]
     return scores
+
+
+_GATHER_ROWS = 4096
+
+
+def _gather_rows(loaded: LoadedModel, source: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``source[positions]``, copied a slice at a time: the pages of a memory-mapped model that
+    each slice read are dropped before the next, so at most a slice's worth is ever resident
+    beside the chunk's working set."""
+    out = np.empty((positions.shape[0], *source.shape[1:]), dtype=source.dtype)
+    for start in range(0, positions.shape[0], _GATHER_ROWS):
+        stop = start + _GATHER_ROWS
+        out[start:stop] = source[positions[start:stop]]
+        loaded.release_pages()
+    return out
 
 
 def top_candidates(scores: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -324,6 +343,9 @@ class ChunkScorer:
         scores = None
         if fast.any():
             scores = score_block(self.loaded, self.catalog, self.layout, positions[fast])
+        # Mapped pages are dropped as soon as what was read from them is copied out (here, in
+        # score_block, at the end), so they never add to the chunk's peak.
+        self._release_pages()
         pools = self.inputs.pools
         pool_index = np.fromiter(
             (
@@ -344,6 +366,9 @@ class ChunkScorer:
             self.service.settings.category_cap,
             self.exclude_held,
         )
+        # The score block (customers x catalogue, the chunk's largest array) is not needed for
+        # the rows: let it go before they are built.
+        del scores
         lengths = (lists.positions >= 0).sum(axis=1)
         code_id = reason_code_ids(lists, fast, personalised, no_segment)
         r, c = np.nonzero((lists.positions >= 0) & on_block[:, None])
@@ -369,12 +394,16 @@ class ChunkScorer:
         live = np.flatnonzero(~on_block)
         if live.size:
             out = self._merge_live(batch_id, block, positions, live, out, outcomes)
-        # The chunk's rows of the customer factors are used: let the mapped pages go.
+        # The live route may have read mapped rows again.
+        self._release_pages()
+        return ChunkResult(out, outcomes)
+
+    def _release_pages(self) -> None:
+        """Drop the resident pages of every model's memory-mapped customer arrays."""
         for strategy in self.service.models.strategies:
             model = self.service.models.get(strategy)
             if model is not None:
                 model.release_pages()
-        return ChunkResult(out, outcomes)
 
     def _merge_live(
         self,

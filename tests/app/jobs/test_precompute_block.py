@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from app.jobs.precompute import scoring
 from app.jobs.precompute.scoring import gate_rows, gated_scores
 from recommenders.policy import (
     allowed_by_risk_class,
@@ -184,3 +187,23 @@ def test_compiled_block_equals_the_array_form_across_the_candidate_line(
     assert np.array_equal(got.source, want.source)
     # The skew worked: category "e" products reach lists only by backfill, some rows.
     assert (got.source > 0).any()
+
+
+@pytest.mark.parametrize("shape", [(23, 3), (23,)])
+def test_gathered_rows_equal_fancy_indexing_of_a_mapped_array(
+    shape: tuple[int, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scoring, "_GATHER_ROWS", 4)  # several slices
+    source = np.memmap(tmp_path / "a.bin", dtype=np.float32, mode="w+", shape=shape)
+    source[:] = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    released: list[int] = []
+
+    class Loaded:
+        def release_pages(self) -> None:
+            released.append(1)
+
+    positions = np.asarray([22, 0, 5, 5, 17, 3, 9, 11, 1, 20], dtype=np.int64)
+    rows = scoring._gather_rows(Loaded(), source, positions)  # type: ignore[arg-type]
+    assert not isinstance(rows, np.memmap)
+    np.testing.assert_array_equal(rows, np.asarray(source)[positions])
+    assert len(released) == 3  # after every slice
