@@ -20,6 +20,8 @@ Protocol (the numbers in docs/serving.md come from this script):
 4. Alternate bare / bare_dict / each finrec ``--repeats`` times for ``--duration`` seconds each;
    report RPS, latency percentiles and server CPU time per request (from /proc: all threads of
    the server and of its child processes, so the exposure writer process counts) per run, the
+   full garbage collections each finrec server made during the run and how long they paused it
+   (its ``finrec_gc_pause_seconds`` metric), the
    median RPS of each, the ratios, and proof that logging kept up: every server is stopped with
    SIGTERM, and the rows in the exposure log must equal the lists the servers counted in their
    own metrics.
@@ -379,6 +381,17 @@ def server_counts(port: int, headers: dict[str, str]) -> dict[str, float]:
     return counts
 
 
+def full_collections(port: int, headers: dict[str, str]) -> tuple[float, float]:
+    """The server's full garbage collections so far and the seconds they paused it."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=headers).text
+    found = {"count": 0.0, "sum": 0.0}
+    for line in text.splitlines():
+        for part in found:
+            if line.startswith(f'finrec_gc_pause_seconds_{part}{{generation="2"}} '):
+                found[part] = float(line.rpartition(" ")[2])
+    return found["count"], found["sum"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=20_000)
@@ -460,6 +473,8 @@ def main() -> None:
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in order}
         for rep in range(args.repeats):
             for name in order:
+                finrec = name in variants
+                gc_before = full_collections(ports[name], admin) if finrec else None
                 result = wrk(
                     ports[name],
                     script,
@@ -470,6 +485,11 @@ def main() -> None:
                     servers[name].pid,
                 )
                 result["load_avg_1m"] = os.getloadavg()[0]
+                if gc_before is not None:
+                    # Full collections during the run (each pauses every request in flight).
+                    count, paused = full_collections(ports[name], admin)
+                    result["full_gc"] = count - gc_before[0]
+                    result["full_gc_pause_ms"] = round((paused - gc_before[1]) * 1e3, 1)
                 runs[name].append(result)
                 print(f"run {rep + 1} {name}: {result}")
         counts = {name: server_counts(ports[name], admin) for name in variants}

@@ -12,11 +12,20 @@ routes are the route *templates*, strategies and rules come from small fixed set
 from __future__ import annotations
 
 import bisect
+import gc
 import itertools
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from time import perf_counter
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -62,6 +71,12 @@ class Metrics:
         self._sources: ServingSources | None = None
         self.registry.register(_Tallies(self))
         self.registry.register(_StateCollector(self))
+        # The process itself: CPU, memory and file descriptors, the interpreter, the collector's
+        # runs by generation, and how long each run paused the process (_GcPauses).
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.registry.register(_GcPauses())
 
     def watch(self, sources: ServingSources) -> None:
         """Read models, exposure buffer and profile cache from ``sources`` at scrape time."""
@@ -147,6 +162,57 @@ class _Tallies(Collector):
         for rule, count in list(metrics._rules.items()):
             removed.add_metric([rule], count[0])
         yield removed
+
+
+# Seconds; a young collection takes well under a millisecond, a full one grows with every
+# object the process holds that start-up did not freeze (cached profiles, gates, ...).
+GC_PAUSE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+_GC_BOUNDS = [floatToGoString(bound) for bound in GC_PAUSE_BUCKETS] + ["+Inf"]  # type: ignore[no-untyped-call]
+# Per generation: one slot per bucket (the last is +Inf), then the sum. Process-wide, like the
+# collector; filled by one callback installed on first use.
+_gc_pauses: list[list[float]] = [[0.0] * (len(GC_PAUSE_BUCKETS) + 2) for _ in range(3)]
+_gc_started = [0.0]
+_gc_hook_lock = threading.Lock()
+
+
+def _on_gc(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _gc_started[0] = perf_counter()
+        return
+    paused = perf_counter() - _gc_started[0]
+    tally = _gc_pauses[info["generation"]]
+    tally[bisect.bisect_left(GC_PAUSE_BUCKETS, paused)] += 1
+    tally[-1] += paused
+
+
+def _watch_gc() -> None:
+    with _gc_hook_lock:
+        if _on_gc not in gc.callbacks:
+            gc.callbacks.append(_on_gc)
+
+
+class _GcPauses(Collector):
+    """How long the interpreter's garbage collector paused the process, by generation."""
+
+    def __init__(self) -> None:
+        _watch_gc()
+
+    def describe(self) -> Iterable[Any]:
+        return self.collect()
+
+    def collect(self) -> Iterator[Any]:
+        family = HistogramMetricFamily(
+            "finrec_gc_pause_seconds",
+            "Time each garbage collection paused the process, by generation (2: full).",
+            labels=("generation",),
+        )
+        for generation, tally in enumerate(_gc_pauses):
+            slots = list(tally)
+            cumulative = list(itertools.accumulate(slots[:-1]))
+            family.add_metric(
+                [str(generation)], list(zip(_GC_BOUNDS, cumulative, strict=True)), slots[-1]
+            )
+        yield family
 
 
 class _StateCollector(Collector):

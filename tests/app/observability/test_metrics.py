@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from types import SimpleNamespace
 from typing import cast
 
@@ -127,3 +128,24 @@ def test_metrics_public_opens_metrics_only(obs_settings: Settings, served_bank: 
     with TestClient(create_app(settings)) as client:
         assert client.get("/metrics").status_code == 200
         assert client.get("/v1/customers/C2/recommendations").status_code == 401
+
+
+def test_the_process_and_the_collectors_pauses_are_exported() -> None:
+    import gc
+
+    metrics = Metrics()
+    before = value(metrics.render().decode(), "finrec_gc_pause_seconds_count", generation="2")
+    gc.collect()
+    gc.collect()
+    text = metrics.render().decode()
+    assert value(text, "finrec_gc_pause_seconds_count", generation="2") >= before + 2
+    assert value(text, "finrec_gc_pause_seconds_sum", generation="2") > 0
+    # Every pause lands in one bucket: the +Inf bucket is the count.
+    count = value(text, "finrec_gc_pause_seconds_count", generation="0")
+    assert value(text, "finrec_gc_pause_seconds_bucket", generation="0", le="+Inf") == count
+    assert value(text, "python_gc_collections_total", generation="2") >= 2
+    if sys.platform.startswith("linux"):  # the process collector reads /proc
+        assert value(text, "process_resident_memory_bytes") > 0
+    # One callback per process, however many apps (each with its own registry) there are.
+    Metrics()
+    assert sum(1 for cb in gc.callbacks if getattr(cb, "__name__", "") == "_on_gc") == 1
