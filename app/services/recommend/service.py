@@ -136,24 +136,25 @@ class _Ids:
     at the index's right edge instead of on a random page, so a write batch dirties a few pages
     rather than one per row. 80 random bits per millisecond per process keep IDs unique.
     ``os.urandom`` releases the GIL, and on a busy server getting it back can cost far more
-    than the call; a per-process generator seeded from ``os.urandom`` (re-seeded after a fork)
-    gives the same uniqueness. IDs are drawn 256 at a time (one timestamp) and handed out one by
-    one (a list pop is atomic, so threads never share one). They correlate log records; they
-    are not secrets.
+    than the call; a per-process generator seeded from ``os.urandom`` (re-seeded in a forked
+    child) gives the same uniqueness. IDs are drawn 256 at a time (one timestamp) and handed
+    out one by one (a list pop is atomic, so threads never share one). They correlate log
+    records; they are not secrets.
     """
 
     _BATCH = 256
 
     def __init__(self) -> None:
-        self._pid = -1
-        self._random = random.Random()
+        self._reseed()
+        # A forked child must not hand out its parent's IDs: re-seeded by a fork hook, not by a
+        # process-id check per request (getpid is a system call).
+        os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
+        self._random = random.Random(os.urandom(32))
         self._ready: list[str] = []
 
     def new(self) -> str:
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._random = random.Random(os.urandom(32))
-            self._ready = []
         try:
             return self._ready.pop()
         except IndexError:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
-import pytest
 import scipy.sparse as sp
 
 from app.services.model_store import LoadedModel
@@ -216,9 +216,7 @@ def test_recommendation_ids_are_distinct_128_bit_hex(
     assert len(seen) == 200 and all(len(i) == 32 and int(i, 16) >= 0 for i in seen)
 
 
-def test_recommendation_ids_are_unique_hex_and_reseeded_in_a_new_process(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_recommendation_ids_are_unique_hex_and_reseeded_in_a_new_process() -> None:
     import re
 
     from app.services.recommend.service import _Ids
@@ -232,7 +230,19 @@ def test_recommendation_ids_are_unique_hex_and_reseeded_in_a_new_process(
     assert stamps == sorted(stamps)
     assert abs(stamps[0] - time.time_ns() // 1_000_000) < 60_000
     parent_next = ids._ready[-1]
-    # A forked child (another pid) must not hand out the IDs its parent had drawn.
-    monkeypatch.setattr("app.services.recommend.service.os.getpid", lambda: -42)
-    child = [ids.new() for _ in range(300)]
+    # A forked child must not hand out the IDs its parent had drawn (nor their sequel).
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report 300 IDs and leave at once
+        try:
+            os.write(write, "".join(ids.new() for _ in range(300)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        text = pipe.read().decode()
+    os.waitpid(pid, 0)
+    child = [text[i : i + 32] for i in range(0, len(text), 32)]
+    assert len(child) == 300
     assert parent_next not in child and not set(child) & set(drawn)
+    assert ids.new() == parent_next  # the parent goes on where it was
