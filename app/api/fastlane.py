@@ -34,12 +34,12 @@ from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.routing import NoMatchFound
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api import recommendations
 from app.api.auth import check_asgi, guard_scopes, token_of
 from app.api.recommendations import answer_plain, plain_request
-from app.observability.middleware import REQUEST_ID_HEADER, RequestObserver
+from app.observability.middleware import REQUEST_ID_HEADER, NotedSend, RequestObserver
 from app.services.recommend.service import RecommendRequest
 
 ROUTE_PATH = "/v1/customers/{customer_id}/recommendations"
@@ -154,21 +154,12 @@ class FastLane:
     ) -> int:
         """Answer ``exc`` as the stack would; returns the status sent (re-raises the
         unexpected, after the 500 answer, as Starlette's error middleware does)."""
-        status = 500
-        header = (REQUEST_ID_HEADER, request_id.encode())
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
-
+        noted = NotedSend(send, request_id)
         scope[_RAISED] = exc
         assert self._errors is not None
         try:
             # FastAPI's own exception middleware over the app's own handlers.
-            await self._errors(scope, receive, send_with_status)
+            await self._errors(scope, receive, noted)
         except Exception as unexpected:
             # Starlette's outermost error middleware: the app's 500 handler answers (outside
             # the observability layer, so without a request id header), then the server logs
@@ -177,7 +168,7 @@ class FastLane:
             response = await self._server_error(Request(scope), unexpected)
             await response(scope, receive, send)
             raise
-        return status
+        return noted.status
 
     def _build(self, app: FastAPI) -> None:
         """Find the declared route and the app's exception handling (once, on first use)."""

@@ -111,17 +111,26 @@ class Observability:
             return
         observer = self.observer
         start, request_id, ctx, token = observer.begin()
-        status = 500  # what the client gets if the app raises before answering
-        header = (REQUEST_ID_HEADER, request_id.encode())
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
-
+        noted = NotedSend(send, request_id)
         try:
-            await self.app(scope, receive, send_with_status)
+            await self.app(scope, receive, noted)
         finally:
-            observer.finish(scope, status, start, ctx, token)
+            observer.finish(scope, noted.status, start, ctx, token)
+
+
+class NotedSend:
+    """An ASGI ``send`` that notes the response's status (500 until one starts: what the client
+    gets if the app raises before answering) and adds the request id header to it."""
+
+    __slots__ = ("_header", "_send", "status")
+
+    def __init__(self, send: Send, request_id: str) -> None:
+        self._send = send
+        self._header = (REQUEST_ID_HEADER, request_id.encode())
+        self.status = 500
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            message["headers"] = [*message.get("headers", ()), self._header]
+        await self._send(message)
