@@ -52,6 +52,28 @@ class ServingSources(Protocol):
     profiles: Any
 
 
+class _Buckets:
+    """A histogram kept as a plain list (one slot per bucket, the last +Inf, then the sum of
+    the values), and its samples in the exposition's form."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        # The ``le`` label of each bucket, written as the client library writes it.
+        self.labels = [floatToGoString(b) for b in bounds] + ["+Inf"]  # type: ignore[no-untyped-call]
+
+    def new(self) -> list[float]:
+        return [0.0] * (len(self.bounds) + 2)
+
+    def add(self, tally: list[float], value: float) -> None:
+        tally[bisect.bisect_left(self.bounds, value)] += 1
+        tally[-1] += value
+
+    def add_to(self, family: HistogramMetricFamily, labels: list[str], tally: list[float]) -> None:
+        slots = list(tally)  # one copy, so the buckets, count and sum agree
+        cumulative = itertools.accumulate(slots[:-1])
+        family.add_metric(labels, list(zip(self.labels, cumulative, strict=True)), slots[-1])
+
+
 class Metrics:
     """The app's metrics and the registry that owns them.
 
@@ -91,10 +113,8 @@ class Metrics:
         key = (method, route, str(status))
         tally = self._durations.get(key)
         if tally is None:
-            # One slot per bucket (the last is +Inf), then the sum of the durations.
-            tally = self._durations[key] = [0.0] * (len(LATENCY_BUCKETS) + 2)
-        tally[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        tally[-1] += seconds
+            tally = self._durations[key] = _LATENCY.new()
+        _LATENCY.add(tally, seconds)
 
     def observe_recommendation(
         self,
@@ -121,8 +141,7 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-# The ``le`` label of each bucket, written as the client library writes it.
-_BOUNDS = [floatToGoString(bound) for bound in LATENCY_BUCKETS] + ["+Inf"]  # type: ignore[no-untyped-call]
+_LATENCY = _Buckets(LATENCY_BUCKETS)
 
 
 class _Tallies(Collector):
@@ -142,9 +161,7 @@ class _Tallies(Collector):
             labels=("method", "route", "status"),
         )
         for key, tally in list(metrics._durations.items()):
-            slots = list(tally)  # one copy, so the buckets, count and sum agree
-            cumulative = list(itertools.accumulate(slots[:-1]))
-            durations.add_metric(list(key), list(zip(_BOUNDS, cumulative, strict=True)), slots[-1])
+            _LATENCY.add_to(durations, list(key), tally)
         yield durations
         served = CounterMetricFamily(
             "finrec_recommendations",
@@ -167,10 +184,9 @@ class _Tallies(Collector):
 # Seconds; a young collection takes well under a millisecond, a full one grows with every
 # object the process holds that start-up did not freeze (cached profiles, gates, ...).
 GC_PAUSE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
-_GC_BOUNDS = [floatToGoString(bound) for bound in GC_PAUSE_BUCKETS] + ["+Inf"]  # type: ignore[no-untyped-call]
-# Per generation: one slot per bucket (the last is +Inf), then the sum. Process-wide, like the
-# collector; filled by one callback installed on first use.
-_gc_pauses: list[list[float]] = [[0.0] * (len(GC_PAUSE_BUCKETS) + 2) for _ in range(3)]
+_GC_PAUSES = _Buckets(GC_PAUSE_BUCKETS)
+# Per generation; process-wide, like the collector; filled by one callback installed on first use.
+_gc_pauses: list[list[float]] = [_GC_PAUSES.new() for _ in range(3)]
 _gc_started = [0.0]
 _gc_hook_lock = threading.Lock()
 
@@ -179,10 +195,7 @@ def _on_gc(phase: str, info: dict[str, int]) -> None:
     if phase == "start":
         _gc_started[0] = perf_counter()
         return
-    paused = perf_counter() - _gc_started[0]
-    tally = _gc_pauses[info["generation"]]
-    tally[bisect.bisect_left(GC_PAUSE_BUCKETS, paused)] += 1
-    tally[-1] += paused
+    _GC_PAUSES.add(_gc_pauses[info["generation"]], perf_counter() - _gc_started[0])
 
 
 def _watch_gc() -> None:
@@ -207,11 +220,7 @@ class _GcPauses(Collector):
             labels=("generation",),
         )
         for generation, tally in enumerate(_gc_pauses):
-            slots = list(tally)
-            cumulative = list(itertools.accumulate(slots[:-1]))
-            family.add_metric(
-                [str(generation)], list(zip(_GC_BOUNDS, cumulative, strict=True)), slots[-1]
-            )
+            _GC_PAUSES.add_to(family, [str(generation)], tally)
         yield family
 
 
