@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from anyio import CapacityLimiter
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -87,7 +88,11 @@ def create_app(settings: Settings | None = None) -> FinrecAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
         session_factory = make_session_factory(engine)
         app.state.settings = settings
         app.state.engine = engine
@@ -131,7 +136,15 @@ def create_app(settings: Settings | None = None) -> FinrecAPI:
         app.state.exposures = exposures
         app.state.recommendations = service
         app.state.experiments = experiment_book
-        app.state.serving = ServingState(service, profiles, exposures, experiment_book)
+        app.state.serving = ServingState(
+            service,
+            profiles,
+            exposures,
+            experiment_book,
+            profile_reads=CapacityLimiter(
+                min(settings.profile_read_concurrency, settings.database_pool_size)
+            ),
+        )
         app.state.readiness = service.ready
 
         # What start-up loaded (libraries, catalogue, models) lives as long as the process: keep

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     log_json: bool = False
     access_log: bool = True  # one line per request: route template, status, duration, ids
     metrics_public: bool = False  # true: /metrics without a key (scraper on a private network)
+    # The API's connection pool (SQLite files and PostgreSQL): connections kept open, and how
+    # many more a burst may open (closed again when returned).
+    database_pool_size: int = Field(default=10, ge=1, le=500)
+    database_max_overflow: int = Field(default=10, ge=0, le=500)
 
     # Data semantics
     event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
@@ -64,6 +68,9 @@ class Settings(BaseSettings):
     compiled_lists: bool = True  # live lists assembled by the compiled pass the batch job runs
     profile_cache_size: int = Field(default=100_000, ge=0)
     profile_cache_ttl_seconds: float = Field(default=300.0, ge=0)
+    # Profile reads (cache misses) run at most this many at once, each on a pooled connection
+    # (at most database_pool_size); the rest wait their turn instead of opening connections.
+    profile_read_concurrency: int = Field(default=8, ge=1, le=500)
     catalog_refresh_seconds: float = Field(default=60.0, ge=1)
     model_refresh_seconds: float = Field(default=30.0, ge=1)
     exposure_buffer_size: int = Field(default=50_000, ge=1)

@@ -40,7 +40,9 @@ async def get_similar_products(
     state = request.app.state
     profile, degraded = None, False
     if customer_id is not None:
-        profile, degraded = await profile_for(state.profiles, customer_id)
+        profile, degraded = await profile_for(
+            state.profiles, customer_id, state.serving.profile_reads
+        )
     result = similar_products(
         state.recommendations,
         product_id,

@@ -35,11 +35,17 @@ def make_engine(url: str, *, sqlite_write_heavy: bool = False, **kwargs: Any) ->
     SQLite connection a 64 MiB page cache, so inserts into a large index mostly find their pages
     in memory, and checkpoints the write-ahead log every 20,000 pages instead of every 1,000, so
     fewer commits pay for copying pages back. Other engines keep SQLite's defaults.
+
+    ``pool_size`` and ``max_overflow`` size the connection pool; they are ignored for an
+    in-memory SQLite database, which has no pool to size.
     """
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
-        if path and path != ":memory:":
+        if path and path != ":memory:" and url != "sqlite://":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        else:  # an in-memory database lives in one connection: no pool to size
+            kwargs.pop("pool_size", None)
+            kwargs.pop("max_overflow", None)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         if sqlite_write_heavy:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Engine, bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -50,31 +50,49 @@ class Profile:
         return self.risk_class if now < self.risk_valid_until else UNASSESSED
 
 
-def read_profile(session: Session, customer_id: str, validity_months: int) -> Profile:
-    """Read one profile and its holdings (two small indexed queries)."""
-    customer = session.scalar(select(Customer).where(Customer.customer_id == customer_id))
-    if customer is None:
+_PROFILE_COLUMNS = (
+    Customer.customer_id,
+    Customer.segment,
+    Customer.age,
+    Customer.income_band,
+    Customer.risk_class,
+    Customer.risk_assessed_at,
+    Customer.channel,
+    Customer.consent_personalization,
+    Customer.features,
+)
+# One round trip: the customer's columns once per held product (or once, with no product, for a
+# customer who holds nothing). Core rows, not ORM entities: nothing is added to an identity map
+# that is thrown away with the session.
+_READ_PROFILE = (
+    select(*_PROFILE_COLUMNS, Product.product_id)
+    .select_from(Customer)
+    .outerjoin(Holding, Holding.customer_pk == Customer.id)
+    .outerjoin(Product, Product.id == Holding.product_pk)
+    .where(Customer.customer_id == bindparam("customer_id"))
+)
+
+
+def read_profile(session: Session | Connection, customer_id: str, validity_months: int) -> Profile:
+    """Read one profile and its holdings (one indexed query)."""
+    rows = session.execute(_READ_PROFILE, {"customer_id": customer_id}).all()
+    if not rows:
         raise CustomerNotFound(f"no customer with id {customer_id!r}")
-    held = session.scalars(
-        select(Product.product_id)
-        .join(Holding, Holding.product_pk == Product.id)
-        .where(Holding.customer_pk == customer.id)
-    ).all()
-    assessed = customer.risk_assessed_at
+    (cid, segment, age, income_band, risk_class, assessed, channel, consent, features, _) = rows[0]
     return Profile(
-        customer_id=customer.customer_id,
-        segment=customer.segment,
-        risk_class=parse_level(customer.risk_class, "C"),
+        customer_id=cid,
+        segment=segment,
+        risk_class=parse_level(risk_class, "C"),
         risk_valid_until=add_months(assessed, validity_months) if assessed else None,
-        consent=bool(customer.consent_personalization),
-        held=frozenset(held),
+        consent=bool(consent),
+        held=frozenset(row[-1] for row in rows if row[-1] is not None),
         attributes={
-            "segment": customer.segment,
-            "age": customer.age,
-            "income_band": customer.income_band,
-            "risk_class": customer.risk_class,
-            "channel": customer.channel,
-            **(customer.features or {}),
+            "segment": segment,
+            "age": age,
+            "income_band": income_band,
+            "risk_class": risk_class,
+            "channel": channel,
+            **(features or {}),
         },
     )
 
@@ -133,8 +151,13 @@ class ProfileCache:
             raise ProfileUnavailable("no profile store is configured")
         epoch = self._epoch
         try:
-            with self._session_factory() as session:
-                profile = read_profile(session, customer_id, self._validity_months)
+            bind = self._session_factory.kw.get("bind")
+            if isinstance(bind, Engine):  # a pooled connection: no session for one query
+                with bind.connect() as connection:
+                    profile = read_profile(connection, customer_id, self._validity_months)
+            else:
+                with self._session_factory() as session:
+                    profile = read_profile(session, customer_id, self._validity_months)
         except CustomerNotFound:
             raise
         except (SQLAlchemyError, OSError) as exc:

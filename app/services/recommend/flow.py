@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+import anyio.to_thread
 import orjson
-from starlette.concurrency import run_in_threadpool
+from anyio import CapacityLimiter
 
 from app.services.errors import StrategyNotFound
 from app.services.experiments.assignment import ExperimentBook
@@ -33,10 +34,18 @@ class ServingState:
     profiles: ProfileCache
     exposures: ExposureLog
     experiments: ExperimentBook | None = None
+    # How many profile reads (cache misses) run at once; None: the worker threads' own limit.
+    profile_reads: CapacityLimiter | None = None
 
 
-async def profile_for(profiles: ProfileCache, customer_id: str) -> tuple[Profile | None, bool]:
+async def profile_for(
+    profiles: ProfileCache, customer_id: str, reads: CapacityLimiter | None = None
+) -> tuple[Profile | None, bool]:
     """``(profile, degraded)``: cached, else read; ``(None, True)`` when the store is down.
+
+    A read runs in a worker thread, at most ``reads`` at once: more threads than pooled
+    connections would only open and close extra connections (each a new SQLite page cache or a
+    new PostgreSQL session) and contend for the interpreter.
 
     Raises :class:`~app.services.errors.CustomerNotFound` for a customer the store does not know.
     """
@@ -44,7 +53,7 @@ async def profile_for(profiles: ProfileCache, customer_id: str) -> tuple[Profile
     if profile is not None:
         return profile, False
     try:
-        return await run_in_threadpool(profiles.load, customer_id), False
+        return await anyio.to_thread.run_sync(profiles.load, customer_id, limiter=reads), False
     except ProfileUnavailable:
         return None, True
 
@@ -63,7 +72,7 @@ async def recommend_for_customer(
         assignment = state.experiments.assign(customer_id, request.placement)
         if assignment is not None:
             request = replace(request, strategy=assignment.strategy, k=assignment.k or request.k)
-    profile, degraded = await profile_for(state.profiles, customer_id)
+    profile, degraded = await profile_for(state.profiles, customer_id, state.profile_reads)
     result = service.recommend(customer_id, profile, request, degraded=degraded)
     if assignment is not None:
         result = replace(result, experiment=assignment.experiment, variant=assignment.variant)

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import Customer
 from app.services.errors import CustomerNotFound
-from app.services.profiles import ProfileCache, ProfileUnavailable
+from app.services.profiles import ProfileCache, ProfileUnavailable, read_profile
 from tests.app.services.recommend import bank
 
 
@@ -26,6 +26,23 @@ def test_load_reads_profile_and_holdings(cache: ProfileCache) -> None:
     assert profile.segment == "mass"
     assert profile.effective_risk_class(bank.NOW) == 3
     assert cache.get("C2") is profile
+
+
+def test_customer_without_holdings_and_both_read_paths(
+    cache: ProfileCache, session_factory: sessionmaker[Session]
+) -> None:
+    """One outer-joined query: a customer who holds nothing still has a profile, and a session
+    or a bare connection read the same profile."""
+    profile = cache.load("C7")
+    assert profile.held == frozenset() and profile.segment == "mass" and profile.risk_class == 2
+    engine = session_factory.kw["bind"]
+    for cid in ("C2", "C3", "C7"):
+        with session_factory() as session:
+            via_session = read_profile(session, cid, 24)
+        with engine.connect() as connection:
+            via_connection = read_profile(connection, cid, 24)
+        assert via_session == via_connection == cache.load(cid)
+    assert cache.load("C3").held == {"P05", "P06", "P07", "P11"}
 
 
 def test_expired_assessment_counts_as_unassessed(cache: ProfileCache) -> None:
