@@ -9,11 +9,13 @@ Protocol (the numbers in docs/serving.md come from this script):
    ``FINREC_ENVIRONMENT=production`` and a real API key of scope ``recommendations:read`` made
    with ``finrec keys create``, sent on every request), once per configuration in ``--variants``
    (``finrec``: the defaults; the others turn the fast lane off and/or write exposures from a
-   thread, to show what each change gives), and two bare FastAPI apps (one worker each) whose
-   ``async`` route at the same path answers with a real finrec response captured from the first
-   server (same size, same ``X-Recommendation-Id`` header): ``bare`` returns the pre-encoded
-   bytes (the strictest baseline), ``bare_dict`` returns the payload as a dict and lets FastAPI
-   encode it (FastAPI's default path). The bare apps get the same key header and ignore it.
+   thread, to show what each change gives; ``finrec_uncached`` caches no profile, so every
+   request reads its customer from the database, the cache-miss path), and two bare FastAPI
+   apps (one worker each) whose ``async`` route at the same path answers with a real finrec
+   response captured from the first server (same size, same ``X-Recommendation-Id`` header):
+   ``bare`` returns the pre-encoded bytes (the strictest baseline), ``bare_dict`` returns the
+   payload as a dict and lets FastAPI encode it (FastAPI's default path). The bare apps get
+   the same key header and ignore it.
 3. Drive them with ``wrk`` over loopback (``--threads`` threads, ``--connections`` connections),
    rotating over ``--pool`` customer ids (a slice are known to the database but not the model,
    so cold-start routing is exercised). A warm-up run fills each finrec's profile cache first.
@@ -365,6 +367,9 @@ VARIANTS = {
     "finrec_thread_writer": {"FINREC_EXPOSURE_WRITER": "thread"},
     "finrec_full_route": {"FINREC_FAST_LANE": "false"},
     "finrec_before": {"FINREC_EXPOSURE_WRITER": "thread", "FINREC_FAST_LANE": "false"},
+    # No profile stays cached: every request reads its customer from the database (the path of
+    # a customer not seen within the cache's TTL, which is most of them in a large bank).
+    "finrec_uncached": {"FINREC_PROFILE_CACHE_TTL_SECONDS": "0"},
 }
 
 
