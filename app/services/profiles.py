@@ -162,20 +162,31 @@ class ProfileCache:
             raise
         except (SQLAlchemyError, OSError) as exc:
             raise ProfileUnavailable(f"customer profiles cannot be read: {exc}") from exc
-        self.put(profile, epoch=epoch)
-        return profile
+        return self.put(profile, epoch=epoch)
 
-    def put(self, profile: Profile, *, epoch: int | None = None) -> None:
-        """Cache ``profile`` (skipped when an invalidation happened since ``epoch``)."""
+    def put(self, profile: Profile, *, epoch: int | None = None) -> Profile:
+        """Cache ``profile`` (skipped when an invalidation happened since ``epoch``); returns the
+        profile to use.
+
+        A re-read whose content equals the expired entry's renews that entry and returns the
+        cached object itself: what is kept per profile object (the policy gate's verdict, the
+        list's removals, a folded-in customer's scores) stays valid, and nothing new joins the
+        long-lived heap. A changed profile replaces the entry (and an invalidation has removed
+        the entry already).
+        """
         if self._max_size == 0:
-            return
+            return profile
         with self._lock:
             if epoch is not None and epoch != self._epoch:
-                return
+                return profile
+            previous = self._entries.get(profile.customer_id)
+            if previous is not None and previous[1] == profile:
+                profile = previous[1]
             self._entries[profile.customer_id] = (self._clock(), profile)
             self._entries.move_to_end(profile.customer_id)
             while len(self._entries) > self._max_size:
                 self._entries.popitem(last=False)
+        return profile
 
     def invalidate(self, customer_ids: str | Iterable[str]) -> None:
         """Forget one customer (or several); call after committing any change to their profile

@@ -98,3 +98,32 @@ def test_unknown_customer_and_unreachable_store(cache: ProfileCache) -> None:
     )
     with pytest.raises(ProfileUnavailable):
         broken.load("C1")
+
+
+def test_an_unchanged_reread_keeps_the_cached_object(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """After the TTL a re-read equal to the cached profile renews it (same object, so the
+    per-profile caches of the service stay valid); a changed one replaces it."""
+    bank.seed(session_factory)
+    now = [0.0]
+    cache = ProfileCache(
+        session_factory, validity_months=24, max_size=10, ttl_seconds=10, clock=lambda: now[0]
+    )
+    first = cache.load("C2")
+    now[0] = 11.0
+    assert cache.get("C2") is None  # expired
+    again = cache.load("C2")
+    assert again is first and cache.get("C2") is first  # renewed at 11.0
+    now[0] = 20.0
+    assert cache.get("C2") is first  # fresh until 21.0
+    with session_factory() as session, session.begin():
+        session.execute(
+            update(Customer).where(Customer.customer_id == "C2").values(segment="affluent")
+        )
+    now[0] = 22.0
+    changed = cache.load("C2")
+    assert changed is not first and changed.segment == "affluent" and first.segment == "mass"
+    assert cache.get("C2") is changed
+    cache.invalidate("C2")
+    assert cache.load("C2") is not changed  # an invalidation always starts afresh
