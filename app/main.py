@@ -141,9 +141,7 @@ def create_app(settings: Settings | None = None) -> FinrecAPI:
             profiles,
             exposures,
             experiment_book,
-            profile_reads=CapacityLimiter(
-                min(settings.profile_read_concurrency, settings.database_pool_size)
-            ),
+            profile_reads=CapacityLimiter(settings.profile_reads_at_once),
         )
         app.state.readiness = service.ready
 

@@ -70,7 +70,9 @@ class Settings(BaseSettings):
     profile_cache_ttl_seconds: float = Field(default=300.0, ge=0)
     # Profile reads (cache misses) run at most this many at once, each on a pooled connection
     # (at most database_pool_size); the rest wait their turn instead of opening connections.
-    profile_read_concurrency: int = Field(default=8, ge=1, le=500)
+    # None: 2 on SQLite (reads are in-process, more threads only contend for the interpreter),
+    # 8 on a database server (reads wait on the network, so several overlap).
+    profile_read_concurrency: int | None = Field(default=None, ge=1, le=500)
     catalog_refresh_seconds: float = Field(default=60.0, ge=1)
     model_refresh_seconds: float = Field(default=30.0, ge=1)
     exposure_buffer_size: int = Field(default=50_000, ge=1)
@@ -106,6 +108,13 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def profile_reads_at_once(self) -> int:
+        """Concurrent profile reads: the setting, else the backend's default; never more than
+        the pool holds."""
+        wanted = self.profile_read_concurrency or (2 if self.is_sqlite else 8)
+        return min(wanted, self.database_pool_size)
 
 
 def get_settings() -> Settings:

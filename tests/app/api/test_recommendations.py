@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,34 @@ def test_lane_messages_are_the_rendered_response() -> None:
         "status": response.status_code,
         "headers": response.raw_headers,
     }
+
+
+def test_pool_and_profile_reads_follow_the_settings(
+    rec_settings: Settings,
+    session_factory: sessionmaker[Session],
+    tmp_path: Path,
+    test_keys: dict[str, dict[str, str]],
+) -> None:
+    """The API's pool holds FINREC_DATABASE_POOL_SIZE connections; profile reads run at most
+    FINREC_PROFILE_READ_CONCURRENCY at once (by default 2 on SQLite, 8 on a server), never
+    more than the pool holds, and a burst of misses is served all the same."""
+    bank.seed(session_factory)
+    bank.publish(session_factory, bank.fit_popularity(), tmp_path / "pop")
+    assert rec_settings.profile_reads_at_once == (2 if rec_settings.is_sqlite else 8)
+    settings = rec_settings.model_copy(
+        update={"database_pool_size": 3, "database_max_overflow": 1, "profile_read_concurrency": 6}
+    )
+    assert settings.profile_reads_at_once == 3  # capped at the pool
+    with TestClient(create_app(settings), headers=READ_AUTH) as client:
+        state = client.app.state  # type: ignore[attr-defined]
+        assert state.engine.pool.size() == 3
+        assert state.serving.profile_reads.total_tokens == 3
+        ids = ["C1", "C2", "C3", "C5", "C6", "C7"] * 4
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(
+                pool.map(
+                    lambda c: client.get(f"/v1/customers/{c}/recommendations").status_code, ids
+                )
+            )
+        assert codes == [200] * len(ids)
+        assert state.engine.pool.checkedout() == 0
