@@ -38,6 +38,7 @@ from app.observability.routes import metrics_router
 from app.services.batches import BatchReader
 from app.services.experiments.assignment import ExperimentBook
 from app.services.exposure_process import exposure_writer
+from app.services.heap import CollectorSchedule
 from app.services.model_store import ModelStore
 from app.services.profiles import ProfileCache
 from app.services.recommend.catalog_holder import CatalogHolder
@@ -150,13 +151,22 @@ def create_app(settings: Settings | None = None) -> FinrecAPI:
         # second or more each.
         gc.freeze()
         exposures.start()
-        refresher = asyncio.get_running_loop().create_task(_refresh_loop(app, settings))
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(_refresh_loop(app, settings))]
+        if settings.gc_step_seconds > 0:
+            # Later survivors (mostly per-customer caches) are frozen step by step, so full
+            # collections stay short however many customers are cached.
+            collector = CollectorSchedule(settings.gc_step_seconds, settings.gc_full_seconds)
+            app.state.collector = collector
+            tasks.append(loop.create_task(collector.run()))
         try:
             yield
         finally:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await exposures.stop()
             engine.dispose()
 

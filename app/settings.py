@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     # None: 2 on SQLite (reads are in-process, more threads only contend for the interpreter),
     # 8 on a database server (reads wait on the network, so several overlap).
     profile_read_concurrency: int | None = Field(default=None, ge=1, le=500)
+    # The garbage collector (app/services/heap.py): every gc_step_seconds, collect what is new
+    # and freeze the survivors (0: CPython's own schedule); every gc_full_seconds, the whole heap.
+    gc_step_seconds: float = Field(default=1.0, ge=0)
+    gc_full_seconds: float = Field(default=3600.0, ge=60)
     catalog_refresh_seconds: float = Field(default=60.0, ge=1)
     model_refresh_seconds: float = Field(default=30.0, ge=1)
     exposure_buffer_size: int = Field(default=50_000, ge=1)

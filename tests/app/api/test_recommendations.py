@@ -224,13 +224,19 @@ def test_pool_and_profile_reads_follow_the_settings(
     bank.publish(session_factory, bank.fit_popularity(), tmp_path / "pop")
     assert rec_settings.profile_reads_at_once == (2 if rec_settings.is_sqlite else 8)
     settings = rec_settings.model_copy(
-        update={"database_pool_size": 3, "database_max_overflow": 1, "profile_read_concurrency": 6}
+        update={
+            "database_pool_size": 3,
+            "database_max_overflow": 1,
+            "profile_read_concurrency": 6,
+            "gc_step_seconds": 0.0,
+        }
     )
     assert settings.profile_reads_at_once == 3  # capped at the pool
     with TestClient(create_app(settings), headers=READ_AUTH) as client:
         state = client.app.state  # type: ignore[attr-defined]
         assert state.engine.pool.size() == 3
         assert state.serving.profile_reads.total_tokens == 3
+        assert getattr(state, "collector", None) is None  # 0: CPython's own schedule
         ids = ["C1", "C2", "C3", "C5", "C6", "C7"] * 4
         with ThreadPoolExecutor(8) as pool:
             codes = list(
@@ -240,3 +246,8 @@ def test_pool_and_profile_reads_follow_the_settings(
             )
         assert codes == [200] * len(ids)
         assert state.engine.pool.checkedout() == 0
+
+
+def test_the_collector_schedule_runs_by_default(client: TestClient) -> None:
+    collector = client.app.state.collector  # type: ignore[attr-defined]
+    assert collector.step_seconds == 1.0 and collector.full_seconds == 3600.0
