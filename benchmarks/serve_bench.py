@@ -10,7 +10,8 @@ Protocol (the numbers in docs/serving.md come from this script):
    with ``finrec keys create``, sent on every request), once per configuration in ``--variants``
    (``finrec``: the defaults; the others turn the fast lane off and/or write exposures from a
    thread, to show what each change gives; ``finrec_uncached`` caches no profile, so every
-   request reads its customer from the database, the cache-miss path), and two bare FastAPI
+   request reads its customer from the database, the cache-miss path; ``finrec_gc_auto`` leaves
+   the garbage collector on CPython's own schedule), and two bare FastAPI
    apps (one worker each) whose ``async`` route at the same path answers with a real finrec
    response captured from the first server (same size, same ``X-Recommendation-Id`` header):
    ``bare`` returns the pre-encoded bytes (the strictest baseline), ``bare_dict`` returns the
@@ -18,7 +19,9 @@ Protocol (the numbers in docs/serving.md come from this script):
    the same key header and ignore it.
 3. Drive them with ``wrk`` over loopback (``--threads`` threads, ``--connections`` connections),
    rotating over ``--pool`` customer ids (a slice are known to the database but not the model,
-   so cold-start routing is exercised). A warm-up run fills each finrec's profile cache first.
+   so cold-start routing is exercised). A warm-up run fills each finrec's profile cache first;
+   profiles then stay cached for the run unless ``--profile-ttl`` makes them expire (cache
+   churn, as when most customers are seen less often than the TTL).
 4. Alternate bare / bare_dict / each finrec ``--repeats`` times for ``--duration`` seconds each;
    report RPS, latency percentiles and server CPU time per request (from /proc: all threads of
    the server and of its child processes, so the exposure writer process counts) per run, the
@@ -370,6 +373,8 @@ VARIANTS = {
     # No profile stays cached: every request reads its customer from the database (the path of
     # a customer not seen within the cache's TTL, which is most of them in a large bank).
     "finrec_uncached": {"FINREC_PROFILE_CACHE_TTL_SECONDS": "0"},
+    # The garbage collector on CPython's own schedule (no collect-and-freeze steps).
+    "finrec_gc_auto": {"FINREC_GC_STEP_SECONDS": "0"},
 }
 
 
@@ -407,6 +412,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--profile-ttl",
+        type=float,
+        default=3600.0,
+        help="profile cache TTL of the finrec servers (default: the whole run, a steady state; "
+        "shorter: cache churn, as with a large customer base)",
+    )
     parser.add_argument("--port-base", type=int, default=8880, help="first of 2 + variants ports")
     parser.add_argument(
         "--variants",
@@ -443,9 +455,9 @@ def main() -> None:
         "FINREC_SECRET_KEY": "serve-bench-" + os.urandom(8).hex(),
         "FINREC_ARTIFACT_DIR": str(workdir / "artifacts"),
         "FINREC_LOG_LEVEL": "WARNING",
-        # Measure the steady state: profiles stay cached for the whole run (a miss is one
-        # database read, a separate cost from the hot path).
-        "FINREC_PROFILE_CACHE_TTL_SECONDS": "3600",
+        # By default the steady state: profiles stay cached for the whole run (a miss is one
+        # database read, a separate cost from the hot path); --profile-ttl makes them churn.
+        "FINREC_PROFILE_CACHE_TTL_SECONDS": str(args.profile_ttl),
     }
     ports = {"bare": args.port_base, "bare_dict": args.port_base + 1}
     ports.update({name: args.port_base + 2 + i for i, name in enumerate(variants)})
