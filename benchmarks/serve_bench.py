@@ -21,7 +21,8 @@ Protocol (the numbers in docs/serving.md come from this script):
    rotating over ``--pool`` customer ids (a slice are known to the database but not the model,
    so cold-start routing is exercised). A warm-up run fills each finrec's profile cache first;
    profiles then stay cached for the run unless ``--profile-ttl`` makes them expire (cache
-   churn, as when most customers are seen less often than the TTL).
+   churn, as when most customers are seen less often than the TTL). ``--cold`` skips the
+   warm-up: the first run starts on an empty cache, as after a restart under load.
 4. Alternate bare / bare_dict / each finrec ``--repeats`` times for ``--duration`` seconds each;
    report RPS, latency percentiles and server CPU time per request (from /proc: all threads of
    the server and of its child processes, so the exposure writer process counts) per run, the
@@ -413,6 +414,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="no warm-up of the finrec servers: the first run starts on an empty profile cache "
+        "(a restart under load; with --pool above the cache size, every later run evicts)",
+    )
+    parser.add_argument(
         "--profile-ttl",
         type=float,
         default=3600.0,
@@ -481,7 +488,7 @@ def main() -> None:
             "serve_bench:bare_app", ports["bare_dict"], {**bare_env, "FINREC_BENCH_MODE": "dict"}
         )
         order = ["bare", "bare_dict", *variants]
-        for name in variants:
+        for name in variants if not args.cold else []:
             warm_cache(ports[name], ids.read_text().split(), auth)
             warm = wrk(ports[name], script, ids, 5, args.threads, args.connections)
             print(f"warm-up {name}: {warm}")

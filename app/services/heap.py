@@ -6,7 +6,7 @@ removals, folded-in scores): several objects the garbage collector tracks for ea
 object that start-up did not freeze, and it runs whenever enough new objects have survived into
 the oldest generation — which is what cache misses produce. With 100,000 profiles cached and
 most requests missing, full collections came several times a minute and paused serving for
-250-500 ms each.
+90 ms to over half a second each.
 
 :class:`CollectorSchedule` instead runs, every ``step_seconds``, a full collection followed by
 ``gc.freeze()``: the collection frees the cyclic garbage among the objects made since the last
