@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FinrecAPI:
             settings.database_url,
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
+            network_timeout=settings.database_timeout_seconds,
         )
         session_factory = make_session_factory(engine)
         app.state.settings = settings
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FinrecAPI:
             exposures,
             experiment_book,
             profile_reads=CapacityLimiter(settings.profile_reads_at_once),
+            profile_wait=settings.profile_read_wait_seconds,
         )
         app.state.readiness = service.ready
 

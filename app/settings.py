@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     # many more a burst may open (closed again when returned).
     database_pool_size: int = Field(default=10, ge=1, le=500)
     database_max_overflow: int = Field(default=10, ge=0, le=500)
+    # PostgreSQL: the longest the API waits to connect, or for the server to acknowledge what
+    # was sent, before the call fails (then served degraded) instead of hanging.
+    database_timeout_seconds: int = Field(default=5, ge=2, le=3600)
 
     # Data semantics
     event_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
@@ -73,6 +76,9 @@ class Settings(BaseSettings):
     # None: 2 on SQLite (reads are in-process, more threads only contend for the interpreter),
     # 8 on a database server (reads wait on the network, so several overlap).
     profile_read_concurrency: int | None = Field(default=None, ge=1, le=500)
+    # The longest a request waits for its profile (its turn to read included); past it, the
+    # fail-closed list, degraded, as when the database is down.
+    profile_read_wait_seconds: float = Field(default=2.0, gt=0, le=60)
     # The garbage collector (app/services/heap.py): every gc_step_seconds, collect what is new
     # and freeze the survivors (0: CPython's own schedule); every gc_full_seconds, the whole heap.
     gc_step_seconds: float = Field(default=1.0, ge=0)

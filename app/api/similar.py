@@ -40,8 +40,9 @@ async def get_similar_products(
     state = request.app.state
     profile, degraded = None, False
     if customer_id is not None:
+        serving = state.serving
         profile, degraded = await profile_for(
-            state.profiles, customer_id, state.serving.profile_reads
+            state.profiles, customer_id, serving.profile_reads, serving.profile_wait
         )
     result = similar_products(
         state.recommendations,

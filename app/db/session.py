@@ -28,7 +28,13 @@ def _sqlite_write_heavy(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, *, sqlite_write_heavy: bool = False, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    sqlite_write_heavy: bool = False,
+    network_timeout: int | None = None,
+    **kwargs: Any,
+) -> Engine:
     """Create an engine; SQLite files get their folder created and sane pragmas.
 
     ``sqlite_write_heavy`` (a process that mostly inserts, like the exposure writer) gives each
@@ -38,6 +44,12 @@ def make_engine(url: str, *, sqlite_write_heavy: bool = False, **kwargs: Any) ->
 
     ``pool_size`` and ``max_overflow`` size the connection pool; they are ignored for an
     in-memory SQLite database, which has no pool to size.
+
+    ``network_timeout`` (seconds, PostgreSQL only) bounds how long opening a connection may
+    take and how long data sent to the server may stay unacknowledged (libpq's
+    ``connect_timeout`` and ``tcp_user_timeout``): a server that stops answering without
+    refusing — a dropped route, a failover to a new address — fails the call instead of
+    holding it for the operating system's TCP timeouts (minutes).
     """
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
@@ -52,6 +64,12 @@ def make_engine(url: str, *, sqlite_write_heavy: bool = False, **kwargs: Any) ->
             event.listen(engine, "connect", _sqlite_write_heavy)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    if network_timeout is not None and url.startswith("postgresql"):
+        kwargs["connect_args"] = {
+            "connect_timeout": network_timeout,
+            "tcp_user_timeout": network_timeout * 1000,  # milliseconds
+            **kwargs.get("connect_args", {}),
+        }
     return create_engine(url, **kwargs)
 
 

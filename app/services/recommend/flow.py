@@ -36,16 +36,24 @@ class ServingState:
     experiments: ExperimentBook | None = None
     # How many profile reads (cache misses) run at once; None: the worker threads' own limit.
     profile_reads: CapacityLimiter | None = None
+    # The longest a request waits for its profile read (None: as long as it takes).
+    profile_wait: float | None = None
 
 
 async def profile_for(
-    profiles: ProfileCache, customer_id: str, reads: CapacityLimiter | None = None
+    profiles: ProfileCache,
+    customer_id: str,
+    reads: CapacityLimiter | None = None,
+    wait: float | None = None,
 ) -> tuple[Profile | None, bool]:
-    """``(profile, degraded)``: cached, else read; ``(None, True)`` when the store is down.
+    """``(profile, degraded)``: cached, else read; ``(None, True)`` when the store is down or
+    the read took longer than ``wait`` seconds (its turn included).
 
     A read runs in a worker thread, at most ``reads`` at once: more threads than pooled
     connections would only open and close extra connections (each a new SQLite page cache or a
-    new PostgreSQL session) and contend for the interpreter.
+    new PostgreSQL session) and contend for the interpreter. A read that has started is never
+    abandoned (its thread holds a connection); the engine's network timeout bounds it, and
+    requests behind it stop waiting at ``wait``.
 
     Raises :class:`~app.services.errors.CustomerNotFound` for a customer the store does not know.
     """
@@ -53,8 +61,10 @@ async def profile_for(
     if profile is not None:
         return profile, False
     try:
-        return await anyio.to_thread.run_sync(profiles.load, customer_id, limiter=reads), False
-    except ProfileUnavailable:
+        with anyio.fail_after(wait):
+            profile = await anyio.to_thread.run_sync(profiles.load, customer_id, limiter=reads)
+        return profile, False
+    except (ProfileUnavailable, TimeoutError):
         return None, True
 
 
@@ -72,7 +82,9 @@ async def recommend_for_customer(
         assignment = state.experiments.assign(customer_id, request.placement)
         if assignment is not None:
             request = replace(request, strategy=assignment.strategy, k=assignment.k or request.k)
-    profile, degraded = await profile_for(state.profiles, customer_id, state.profile_reads)
+    profile, degraded = await profile_for(
+        state.profiles, customer_id, state.profile_reads, state.profile_wait
+    )
     result = service.recommend(customer_id, profile, request, degraded=degraded)
     if assignment is not None:
         result = replace(result, experiment=assignment.experiment, variant=assignment.variant)

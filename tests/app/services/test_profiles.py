@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+
+import anyio
 import pytest
 from sqlalchemy import create_engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import Customer
+from app.db.session import make_engine, make_session_factory
 from app.services.errors import CustomerNotFound
-from app.services.profiles import ProfileCache, ProfileUnavailable, read_profile
+from app.services.profiles import Profile, ProfileCache, ProfileUnavailable, read_profile
+from app.services.recommend.flow import profile_for
 from tests.app.services.recommend import bank
 
 
@@ -127,3 +134,49 @@ def test_an_unchanged_reread_keeps_the_cached_object(
     assert cache.get("C2") is changed
     cache.invalidate("C2")
     assert cache.load("C2") is not changed  # an invalidation always starts afresh
+
+
+def test_a_database_that_never_answers_fails_the_read_in_time() -> None:
+    """A server that accepts the connection but never speaks (a dropped route behaves alike)
+    makes the read fail after the engine's network timeout, not after minutes."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes handshakes; nobody ever answers
+        port = silent.getsockname()[1]
+        engine = make_engine(
+            f"postgresql+psycopg://finrec@127.0.0.1:{port}/finrec", network_timeout=2
+        )
+        cache = ProfileCache(make_session_factory(engine), validity_months=24)
+        started = time.monotonic()
+        with pytest.raises(ProfileUnavailable):
+            cache.load("C1")
+        assert time.monotonic() - started < 10
+        engine.dispose()
+
+
+def test_requests_stop_waiting_for_a_stuck_read() -> None:
+    """With every read slot held by a read that does not return, a request for another
+    customer is answered degraded after ``wait`` instead of queueing behind it."""
+    release = threading.Event()
+
+    class Stuck(ProfileCache):
+        def load(self, customer_id: str) -> Profile:
+            release.wait(10)
+            raise ProfileUnavailable("stuck")
+
+    cache = Stuck(None, validity_months=24)
+
+    async def main() -> tuple[tuple[Profile | None, bool], float]:
+        reads = anyio.CapacityLimiter(1)
+        async with anyio.create_task_group() as group:
+            group.start_soon(profile_for, cache, "C1", reads, None)  # holds the only slot
+            await anyio.sleep(0.05)
+            started = time.monotonic()
+            result = await profile_for(cache, "C2", reads, 0.2)
+            waited = time.monotonic() - started
+            release.set()
+        return result, waited
+
+    (profile, degraded), waited = anyio.run(main)
+    assert profile is None and degraded is True
+    assert 0.15 < waited < 5
