@@ -28,6 +28,14 @@ def _sqlite_write_heavy(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def sqlite_in_memory(url: str) -> bool:
+    """Whether ``url`` names an in-memory SQLite database (it lives inside one process and one
+    connection: nothing to pool, nothing another process could open)."""
+    return url.startswith("sqlite") and (
+        url == "sqlite://" or url.split(":///", 1)[-1] in ("", ":memory:")
+    )
+
+
 def make_engine(
     url: str,
     *,
@@ -52,12 +60,11 @@ def make_engine(
     holding it for the operating system's TCP timeouts (minutes).
     """
     if url.startswith("sqlite"):
-        path = url.split(":///", 1)[-1]
-        if path and path != ":memory:" and url != "sqlite://":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        else:  # an in-memory database lives in one connection: no pool to size
+        if sqlite_in_memory(url):  # one connection: no pool to size
             kwargs.pop("pool_size", None)
             kwargs.pop("max_overflow", None)
+        else:
+            Path(url.split(":///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         if sqlite_write_heavy:

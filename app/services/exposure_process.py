@@ -42,6 +42,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db.session import sqlite_in_memory
 from app.services.exposures import ExposureLog, ExposureRow, Pending, _materialise, write_rows
 from app.settings import Settings
 
@@ -385,8 +386,7 @@ def exposure_writer(settings: Settings, session_factory: sessionmaker[Session]) 
         "flush_seconds": settings.exposure_flush_seconds,
     }
     url: str = settings.database_url
-    in_memory = url.startswith("sqlite") and url.split(":///", 1)[-1] in ("", ":memory:")
-    if settings.exposure_writer == "process" and not in_memory and url != "sqlite://":
+    if settings.exposure_writer == "process" and not sqlite_in_memory(url):
         return ExposureProcessLog(
             session_factory,
             url,
